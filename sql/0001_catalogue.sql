@@ -13,19 +13,22 @@ create table vos (
   created_at      timestamptz not null default now()
 );
 
--- Trusted token issuers of a VO. A token whose `iss` matches is verified against the static
--- public keys (JWKS document) or the JWKS URL; its `account_claim` names the account.
-create table vo_issuers (
-  vo             text not null references vos (name) on delete cascade,
+-- Trusted token issuers. A row with `vo` null is trusted by Sluice itself (the embedded local
+-- issuer, or an operator's own): its tokens name their VO in the `vo` claim, and a token without
+-- one is a root token. A row with a `vo` is a VO's identity provider (e.g. an INDIGO IAM
+-- instance): its tokens act only in that VO, as the account named by `account_claim`.
+create table issuers (
+  id             bigint generated always as identity primary key,
   issuer         text not null,
-  jwks_url       text,
+  vo             text references vos (name) on delete cascade,
   jwks           jsonb,
+  jwks_url       text,
   audience       text,
   account_claim  text not null default 'sub',
   created_at     timestamptz not null default now(),
-  primary key (vo, issuer),
   check (jwks_url is not null or jwks is not null)
 );
+create unique index issuers_issuer_vo on issuers (issuer, coalesce(vo, ''));
 
 create table accounts (
   vo          text not null references vos (name) on delete cascade,
