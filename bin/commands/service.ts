@@ -1,0 +1,92 @@
+import type { Command } from 'commander';
+import { loadOrCreateLocalIssuer, mintToken } from '../../core/auth.ts';
+import { createLogger } from '../../core/log.ts';
+import { openDatabase } from '../../core/runtime.ts';
+import { serveApi } from '../../api/server.ts';
+import { type Cli, int } from '../cli.ts';
+
+export function register(program: Command, cli: Cli): void {
+
+  program
+    .command('server')
+    .description('run everything in one process: embedded PostgreSQL (unless DATABASE_URL), migrations, API')
+    .option('--port <port>', 'API port (PORT, default 8080)', int)
+    .option('--host <host>', 'API address (HOST, default 127.0.0.1)')
+    .action(async (opts: { port?: number; host?: string }) => {
+      const cfg = cli.config({ port: opts.port, host: opts.host });
+      const log = createLogger({ level: cfg.logLevel });
+      const db = await openDatabase(cfg, { log, migrate: 'apply', applicationName: 'sluice-server' });
+      const api = await serveApi(db.sql, cfg, log);
+      log.info({ home: cfg.home, database: db.embedded ? 'embedded' : 'DATABASE_URL' }, `Sluice is up at ${api.url} (try: npx sluice vo list)`);
+      await untilSignal(log, async () => {
+        await api.close();
+        await db.close();
+      });
+    });
+
+  program
+    .command('api')
+    .description('run only the API against DATABASE_URL (production layout; does not migrate)')
+    .option('--port <port>', 'API port (PORT, default 8080)', int)
+    .option('--host <host>', 'API address (HOST, default 127.0.0.1)')
+    .action(async (opts: { port?: number; host?: string }) => {
+      const cfg = cli.config({ port: opts.port, host: opts.host });
+      if (!cfg.databaseUrl) throw new Error("'sluice api' needs DATABASE_URL; for a laptop use 'sluice server'");
+      const log = createLogger({ level: cfg.logLevel });
+      const db = await openDatabase(cfg, { log, migrate: 'require', applicationName: 'sluice-api' });
+      const api = await serveApi(db.sql, cfg, log);
+      await untilSignal(log, async () => {
+        await api.close();
+        await db.close();
+      });
+    });
+
+  program
+    .command('migrate')
+    .description('apply pending database migrations (DATABASE_URL, or the embedded database)')
+    .action(async () => {
+      const cfg = cli.config();
+      const log = createLogger({ level: cfg.logLevel });
+      const db = await openDatabase(cfg, { log, migrate: 'apply', applicationName: 'sluice-migrate', poolMax: 2 });
+      await db.close();
+      console.log('database schema is up to date');
+    });
+
+  program
+    .command('token')
+    .description('print a token signed by the local key in SLUICE_HOME (root unless --vo is given)')
+    .option('--lifetime <seconds>', 'token lifetime', int)
+    .action(async (opts: { lifetime?: number }) => {
+      const cfg = cli.config();
+      const g = cli.globals();
+      const issuer = await loadOrCreateLocalIssuer(cfg.home);
+      console.log(
+        await mintToken(issuer, {
+          vo: g.vo,
+          account: g.vo ? g.account : undefined,
+          lifetimeSeconds: opts.lifetime ?? cfg.tokenLifetimeSeconds,
+          audience: cfg.tokenAudience,
+        }),
+      );
+    });
+
+  async function untilSignal(log: ReturnType<typeof createLogger>, stop: () => Promise<void>): Promise<void> {
+    await new Promise<void>((resolve) => {
+      let stopping = false;
+      const onSignal = (signal: string) => {
+        if (stopping) {
+          log.warn('second signal: exiting now');
+          process.exit(1);
+        }
+        stopping = true;
+        log.info({ signal }, 'shutting down');
+        stop().then(resolve, (e) => {
+          log.error({ err: e }, 'shutdown failed');
+          resolve();
+        });
+      };
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+    });
+  }
+}
