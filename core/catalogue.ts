@@ -219,7 +219,7 @@ export async function updateDid(
         is_open = coalesce(${patch.open ?? null}::boolean, is_open),
         closed_at = case when ${patch.open ?? null}::boolean is false and is_open then now()
                          when ${patch.open ?? null}::boolean then null else closed_at end,
-        meta = (meta || ${JSON.stringify(kept)}::jsonb) - ${removed}::text[]
+        meta = (meta || ${tx.json(kept as never)}) - ${removed}::text[]
       where vo = ${vo} and scope = ${did.scope} and name = ${did.name}
       returning ${DID_COLUMNS(tx)}`;
     return row;

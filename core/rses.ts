@@ -98,8 +98,19 @@ export async function addRse(sql: Sql, vo: string, r: NewRse): Promise<Rse> {
   const attributes = { ...(r.attributes ?? {}), [r.name]: 'true' };
   try {
     const id = await sql.begin(async (tx) => {
-      const [ep] = await tx<{ id: number }[]>`select id from storage_endpoints where name = ${r.endpoint}`;
+      const [ep] = await tx<{ id: number }[]>`select id from storage_endpoints where name = ${r.endpoint} for share`;
       if (!ep) throw new NotFound('EndpointNotFound', `storage endpoint '${r.endpoint}' does not exist`);
+      // Endpoints are shared: an RSE whose area contains, or lies inside, another VO's area would
+      // let that VO read, overwrite or reap the other's files. Serialised per endpoint.
+      await tx`select pg_advisory_xact_lock(hashtext('sluice.rse-prefix'), ${ep.id}::int)`;
+      const [clash] = await tx<{ n: number }[]>`
+        select 1 as n from rses
+        where endpoint_id = ${ep.id} and vo <> ${vo} and deleted_at is null
+          and (starts_with(prefix, ${prefix}) or starts_with(${prefix}, prefix))
+        limit 1`;
+      if (clash) {
+        throw new Conflict('PrefixConflict', `prefix '${prefix}' on endpoint '${r.endpoint}' overlaps the area of another VO's RSE; choose a prefix of your own`);
+      }
       const [row] = await tx<{ id: number }[]>`
         insert into rses (vo, name, endpoint_id, prefix, deterministic, availability_read, availability_write,
                           availability_delete, protocol_settings, quota_bytes)
