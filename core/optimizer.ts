@@ -77,7 +77,7 @@ export const defaultOptimizerOptions: OptimizerOptions = {
   defaultWindowMs: 60_000,
 };
 
-type Phase = 'start' | 'probe' | 'hold' | 'reprobe' | 'descend';
+type Phase = 'start' | 'probe' | 'hold' | 'reprobe' | 'descend' | 'bisect';
 
 interface Point {
   c: number;
@@ -110,7 +110,15 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
   let reprobeInterval = opts.reprobeAfter;
   /** A limit change makes the next window a blend of old and new: it is not used as a baseline. */
   let transition = false;
+  let prevWasTransition = false;
   let ceiling: { c: number; at: number } | null = null;
+  /** A concurrency seen to give no more (or less) throughput than the held one: re-probes stay
+   * below it for a while, since probing into a known slope only costs throughput. */
+  let worseAbove: { c: number; at: number } | null = null;
+  /** Largest probe step allowed in the current probe: x4 from scratch, less when re-entering. */
+  let probeCap = opts.maxProbeFactor;
+  /** Concurrency the last back-off estimated as sustainable (bisection stays near it). */
+  let estimate: number | null = null;
   let lastBackoff: { success: number; at: number } | null = null;
 
   function enterHold(): void {
@@ -132,6 +140,7 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
     holdCount = 0;
     reprobeInterval = opts.reprobeAfter;
     transition = false;
+    worseAbove = null;
   }
 
   return {
@@ -170,8 +179,11 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
       // of twenty transfers do not cut the limit but a steady 10% failure rate does.
       if (success !== null && active > 0) {
         const validTput = Number.isFinite(tput) && tput > 0;
+        // With no bytes moved, failures ended the transfers early: count the active ones.
         const ended =
-          validTput && o.meanFileBytes > 0 ? (tput * dtMs) / 1000 / o.meanFileBytes / Math.max(success, 0.05) : 1;
+          validTput && o.meanFileBytes > 0
+            ? (tput * dtMs) / 1000 / o.meanFileBytes / Math.max(success, 0.05)
+            : Math.max(1, active);
         if (!failStats || failStats.c !== c || wasTransition) failStats = { c, failed: 0, attempts: 0 };
         failStats.failed = failStats.failed * 0.7 + (1 - success) * ended;
         failStats.attempts = failStats.attempts * 0.7 + ended;
@@ -189,15 +201,22 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
           lastBackoff.at === decisions - 1 &&
           success > lastBackoff.success + 0.02;
         if (significant && !recovering) {
-          const target = Math.min(clamp(Math.floor(c * Math.max(success, 0.25))), Math.max(min, current - 1));
+          // Cut to the share that succeeded (exact when the excess transfers are the ones that
+          // fail), using the upper end of the success rate's one-sigma band: a window holds only
+          // tens of transfers, and an unlucky one should not cut far below the working level.
+          const n = Math.max(1, failStats.attempts);
+          const hopeful = Math.min(1, success + Math.sqrt((success * (1 - success)) / n));
+          const target = Math.min(clamp(Math.floor(c * Math.max(hopeful, 0.25))), Math.max(min, current - 1));
           const remembered = ceiling && decisions - ceiling.at <= opts.failureMemory ? ceiling.c : Infinity;
           ceiling = { c: Math.min(c, remembered), at: decisions };
           lastBackoff = { success, at: decisions };
+          estimate = c * hopeful;
           prev = null;
           best = null;
           failStats = null;
           reprobeInterval = opts.reprobeAfter;
           enterHold();
+          phase = 'bisect';
           return move(
             target,
             `success ${pct(success)} at ${c} active is below ${pct(opts.minSuccessRate)}: backing off to ${target}`,
@@ -210,8 +229,8 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
         }
         // Too few transfers ended to tell a failing link from bad luck: do not raise the limit
         // on this window.
-        if (phase === 'probe' || phase === 'reprobe' || phase === 'start') {
-          prev = null;
+        // `prev` stays as it was, so the next window is compared with the same reference.
+        if (phase === 'probe' || phase === 'reprobe' || phase === 'start' || phase === 'bisect') {
           return { limit: current, reason: `success ${pct(success)} at ${c} active, not yet significant: holding ${current} for more evidence` };
         }
       }
@@ -236,7 +255,36 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
       }
 
       const last = prev;
+      const lastWasBlend = prevWasTransition;
       prev = { c, tput };
+      prevWasTransition = wasTransition;
+
+      if (phase === 'bisect') {
+        // After a back-off: the failing concurrency is known (ceiling), this one works. Bisect
+        // (geometrically) until the two are within 15%, unless throughput stops rising.
+        if (last && !lastWasBlend && c > last.c && tput < last.tput * (1 - Math.max(opts.tolerance, 2 * Math.sqrt(noiseVar)))) {
+          const target = clamp(last.c);
+          enterHold();
+          return move(target, `throughput fell ${signedPct(tput / last.tput - 1)} going from ${last.c} to ${c} active below the failure limit: back to ${target}`);
+        }
+        // Bisect towards the failing concurrency, but first near the back-off's estimate: when the
+        // excess transfers are the failing ones the estimate is right and probing far above it
+        // only buys another failing window. Reaching the estimate's bound widens it.
+        const failing = ceilingCap + 1;
+        let top = Math.min(failing, estimate !== null ? Math.ceil(estimate * 1.25) : failing);
+        if (top / c <= 1.15 && top < failing) {
+          estimate = top;
+          top = Math.min(failing, Math.ceil(top * 1.25));
+        }
+        if (top / c > 1.15) {
+          const target = up(Math.sqrt(c * top));
+          if (target > current) {
+            return move(target, `success ${pct(success ?? 1)} at ${c} active, failures at ${failing}: trying ${target}`);
+          }
+        }
+        enterHold();
+        return { limit: current, reason: `success ${pct(success ?? 1)} at ${c} active, failures at ${failing}: holding ${current}` };
+      }
       if (!best || tput > best.tput) best = { c, tput };
 
       const sigma = Math.sqrt(noiseVar);
@@ -255,6 +303,7 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
         phase = 'probe';
         best = { c, tput };
         probePoints = [{ c, tput }];
+        probeCap = opts.maxProbeFactor;
         const factor = current <= min * 2 ? opts.maxProbeFactor : 2;
         const target = up(c * factor);
         if (target <= current) {
@@ -280,16 +329,20 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
           const i = probePoints.findIndex((p) => p.c === best!.c);
           const lower = i > 0 ? probePoints[i - 1] : null;
           const target = clamp(lower ? peakBetween(lower, best, { c, tput }) : best.c);
+          worseAbove = { c, at: decisions };
           enterHold();
           return move(target, `throughput fell ${change} going from ${last.c} to ${c} active: peak estimated at ${target}`);
         }
         if (r < 1 + tol) {
           // A step that did not pay: the peak is a plateau around both; settle between them.
-          const target = clamp(Math.sqrt(last.c * c));
+          const i = probePoints.findIndex((p) => p.c === best!.c);
+          const lower = i > 0 && best.c === last.c ? probePoints[i - 1] : null;
+          const target = clamp(lower ? peakBetween(lower, best, { c, tput }) : Math.sqrt(last.c * c));
+          worseAbove = { c, at: decisions };
           enterHold();
           return move(target, `throughput flat ${change} from ${last.c} to ${c} active: settling at ${target}`);
         }
-        const factor = e >= 0.75 ? opts.maxProbeFactor : e >= 0.4 ? 2 : 1.4;
+        const factor = Math.min(probeCap, e >= 0.75 ? opts.maxProbeFactor : e >= 0.4 ? 2 : 1.4);
         const target = up(c * factor);
         if (target <= current) {
           enterHold();
@@ -306,7 +359,8 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
           best = { c, tput };
           probePoints = [start, { c, tput }];
           reprobeInterval = opts.reprobeAfter;
-          const target = up(c * 2);
+          probeCap = 1.5;
+          const target = up(c * opts.reprobeFactor);
           if (target > current) {
             return move(target, `re-probe paid: ${signedPct(gain - 1)} at ${c} active (was ${start.c}): probing up to ${target}`);
           }
@@ -314,6 +368,7 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
           return { limit: current, reason: `re-probe paid: ${signedPct(gain - 1)} at ${c} active: holding (cannot go higher)` };
         }
         reprobeInterval = Math.min(reprobeInterval * 2, opts.reprobeAfter * 8);
+        worseAbove = { c, at: decisions };
         const target = clamp(start.c);
         enterHold();
         return move(target, `re-probe to ${c} active gained ${signedPct(gain - 1)}, within noise: back to ${target}`);
@@ -370,6 +425,7 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
           best = { c, tput };
           probePoints = [{ c, tput }];
           reprobeInterval = opts.reprobeAfter;
+          probeCap = 2;
           return move(target, `throughput rose ${signedPct(rel - 1)} (${rate(old)} -> ${rate(tput)}) at unchanged ${c} active: link improved, probing up to ${target}`);
         }
         baseline = tput;
@@ -379,7 +435,8 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
       baseline = 0.7 * baseline + 0.3 * tput;
       holdCount++;
       if (holdCount >= reprobeInterval) {
-        const target = up(c * opts.reprobeFactor);
+        const slopeAbove = worseAbove !== null && decisions - worseAbove.at <= opts.failureMemory;
+        const target = slopeAbove ? current : up(c * opts.reprobeFactor);
         holdCount = 0;
         if (target > current) {
           phase = 'reprobe';
