@@ -161,10 +161,11 @@ export class S3StorageClient implements StorageClient {
         if (err.code !== 'NotFound' || d.aborted) throw err;
         // S3 has no directories; a key prefix with objects under it is the closest thing.
         const l = await this.s3.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${key}/`, MaxKeys: 1 }),
+          // With a delimiter: s3rver 3.7 fails (500) on MaxKeys smaller than the nested key count.
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${key}/`, Delimiter: '/', MaxKeys: 1 }),
           { abortSignal: d.signal },
         );
-        if ((l.KeyCount ?? 0) > 0) return { size: 0, isDirectory: true };
+        if ((l.KeyCount ?? 0) > 0 || (l.CommonPrefixes?.length ?? 0) > 0) return { size: 0, isDirectory: true };
         throw err;
       }
     } catch (e) {
