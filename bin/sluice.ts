@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
 import { ApiError } from './client.ts';
 import { createCli } from './cli.ts';
 import * as catalogue from './commands/catalogue.ts';
@@ -14,6 +15,7 @@ program
   .option('--token <jwt>', 'bearer token (SLUICE_TOKEN); default: minted from the local key in SLUICE_HOME')
   .option('--vo <vo>', 'act as an account of this VO (token minted from the local key)')
   .option('--account <account>', 'account to act as with --vo', 'admin')
+  .version((JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version)
   .option('--json', 'print JSON instead of tables')
   .showHelpAfterError();
 

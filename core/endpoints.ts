@@ -32,7 +32,10 @@ export function normaliseEndpointUrl(raw: string, kind: 'http' | 's3'): string {
   if (u.username || u.password || (u.pathname !== '/' && u.pathname !== '') || u.search || u.hash) {
     throw new InvalidInput('InvalidUrl', `endpoint url must be scheme://host:port only (no credentials, path or query): '${raw.slice(0, 200)}'`);
   }
-  return `${u.protocol}//${u.host}`;
+  // Keep a port the operator wrote even when it is the scheme's default (https://host:443):
+  // storage URLs in the field are written that way, and users compare them by eye.
+  const port = /^[^:]+:\/\/(?:\[[^\]]*\]|[^/:]*):(\d+)\/?$/.exec(raw.trim())?.[1];
+  return `${u.protocol}//${u.hostname}${port ? `:${Number(port)}` : u.port ? `:${u.port}` : ''}`;
 }
 
 export async function addEndpoint(
