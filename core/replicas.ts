@@ -48,14 +48,47 @@ export async function addReplicas(
     if (!rse.deterministic) throw new InvalidInput('PathRequired', `RSE '${rse.name}' is not deterministic: item ${i} ('${k}') needs a path`);
     return validatePath(policy.lfn2pfn({ scope: r.scope, name: r.name }, { name: rse.name, prefix: rse.prefix, attributes: rse.attributes }), `policy '${policy.name}' lfn2pfn for '${k}'`);
   });
+  const scopes = replicas.map((r) => r.scope);
+  const names = replicas.map((r) => r.name);
+  const bytes = replicas.map((r) => r.bytes ?? null) as number[];
+  const adler = replicas.map((r) => r.adler32 ?? null) as string[];
   return withTransaction(sql, async (tx) => {
-    const scopes = replicas.map((r) => r.scope);
-    const names = replicas.map((r) => r.name);
+    // Holds the RSE against a concurrent delete for the rest of the transaction (there is no FK).
+    const [held] = await tx`select 1 from rses where id = ${rse.id} and deleted_at is null for share`;
+    if (!held) throw new NotFound('RseNotFound', `RSE '${rse.name}' does not exist in VO '${vo}'`);
+    // One statement checks every file and inserts; any problem aborts the transaction below, so
+    // a bulk request is all or nothing without a second pass over the input.
+    const [check] = await tx<{ given: number; found: number; not_files: number; size_mismatch: number; checksum_mismatch: number; inserted: number }[]>`
+      with input as (
+        select * from unnest(${scopes}::text[], ${names}::text[], ${paths}::text[], ${bytes}::bigint[], ${adler}::text[])
+          as t(scope, name, path, bytes, adler32)
+      ), files as (
+        select i.*, d.type, d.bytes as cat_bytes, d.adler32 as cat_adler32
+        from input i join dids d on d.vo = ${vo} and d.scope = i.scope and d.name = i.name
+      ), ins as (
+        insert into replicas (vo, scope, name, rse_id, state, path)
+        select ${vo}, f.scope, f.name, ${rse.id}, 'AVAILABLE', f.path from files f
+        where f.type = 'FILE'
+          and (f.bytes is null or f.bytes = f.cat_bytes)
+          and (f.adler32 is null or f.adler32 = f.cat_adler32)
+        on conflict do nothing
+        returning 1
+      )
+      select ${replicas.length}::int as given,
+             (select count(*) from files)::int as found,
+             (select count(*) from files where type <> 'FILE')::int as not_files,
+             (select count(*) from files where bytes is not null and bytes <> cat_bytes)::int as size_mismatch,
+             (select count(*) from files where adler32 is not null and adler32 <> cat_adler32)::int as checksum_mismatch,
+             (select count(*) from ins)::int as inserted`;
+    if (check.found === check.given && check.not_files === 0 && check.size_mismatch === 0 && check.checksum_mismatch === 0 && check.inserted === check.given) {
+      return check.inserted;
+    }
+    // Something is wrong: find the first culprit for a precise message (the insert rolls back).
     const files = await tx<{ scope: string; name: string; type: string; bytes: number; adler32: string; i: number }[]>`
       select t.i, d.scope, d.name, d.type, d.bytes, d.adler32
       from unnest(${scopes}::text[], ${names}::text[]) with ordinality as t(scope, name, i)
       join dids d on d.vo = ${vo} and d.scope = t.scope and d.name = t.name`;
-    if (files.length !== replicas.length) {
+    if (check.found !== check.given) {
       const have = new Set(files.map((f) => `${f.scope}:${f.name}`));
       const missing = replicas.map((r) => `${r.scope}:${r.name}`).filter((k) => !have.has(k));
       throw new NotFound('DidNotFound', `file '${missing.slice(0, 5).join("', '")}'${missing.length > 5 ? ` and ${missing.length - 5} more` : ''} does not exist in VO '${vo}'; register the DIDs first`, {
@@ -72,18 +105,7 @@ export async function addReplicas(
         throw new Conflict('ChecksumMismatch', `'${f.scope}:${f.name}': replica adler32 ${r.adler32}, the catalogue says ${f.adler32}`);
       }
     }
-    const [{ n }] = await tx<{ n: number }[]>`
-      with ins as (
-        insert into replicas (vo, scope, name, rse_id, state, path)
-        select ${vo}, t.scope, t.name, ${rse.id}, 'AVAILABLE', t.path
-        from unnest(${scopes}::text[], ${names}::text[], ${paths}::text[]) as t(scope, name, path)
-        on conflict do nothing
-        returning 1
-      ) select count(*)::int as n from ins`;
-    if (n !== replicas.length) {
-      throw new Conflict('DuplicateReplica', `${replicas.length - n} of these files already have a replica on '${rse.name}'; nothing was registered`);
-    }
-    return n;
+    throw new Conflict('DuplicateReplica', `${check.given - check.inserted} of these files already have a replica on '${rse.name}'; nothing was registered`);
   });
 }
 

@@ -1,0 +1,46 @@
+import { execFileSync } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+
+/** One measured figure, as every benchmark reports it and bench/results.json stores it. */
+export interface BenchResult {
+  name: string;
+  value: number;
+  unit: string;
+  target?: string;
+  pass?: boolean;
+  note?: string;
+}
+
+export function machine() {
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+  } catch {
+    // not a checkout
+  }
+  return { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, commit };
+}
+
+export function printResults(title: string, results: BenchResult[]): void {
+  console.log(`\n${title}`);
+  const rows = results.map((r) => [r.name, `${Number.isInteger(r.value) ? r.value : r.value.toFixed(2)} ${r.unit}`, r.target ?? '', r.pass === undefined ? '' : r.pass ? 'pass' : 'MISS']);
+  const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length), ['benchmark', 'value', 'target', ''][i].length));
+  const line = (cols: string[]) => cols.map((c, i) => c.padEnd(widths[i])).join('  ');
+  console.log(line(['benchmark', 'value', 'target', '']));
+  for (const r of rows) console.log(line(r));
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN;
+}
+
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] : NaN;
+}
+
+/** True when this module is the entry point (`npx tsx bench/x.ts`), not imported by bench/run.ts. */
+export function isMain(url: string): boolean {
+  return process.argv[1] !== undefined && url === new URL(`file://${process.argv[1]}`).href;
+}
