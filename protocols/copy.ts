@@ -72,9 +72,10 @@ export async function copyFile(req: CopyRequest): Promise<CopyResult> {
   }
   const d = new Deadline({ signal: req.signal, timeoutMs: req.timeoutMs }, 'transfer', `copy ${source.client.url(source.path)} -> ${destination.client.url(destination.path)}`);
   const attempts: CopyAttempt[] = [];
-  const dir = posix.dirname(splitPath(destination.path).join('/'));
+  // '' is the RSE root itself, which may not exist yet on a fresh endpoint.
+  const dir = posix.dirname(splitPath(destination.path).join('/')).replace(/^\.$/, '');
   try {
-    if (dir !== '.') await destination.client.mkdir(dir, { signal: d.signal });
+    await destination.client.mkdir(dir, { signal: d.signal });
     for (let i = 0; i < plan.length; i++) {
       const mode = plan[i];
       let parentRetried = false;
@@ -87,7 +88,7 @@ export async function copyFile(req: CopyRequest): Promise<CopyResult> {
           const err = d.fail(e);
           if (err.code !== 'Exists') await removeQuietly(destination.client, destination.path);
           // The directory cache said the parent exists but someone removed it: recreate once.
-          if (err.code === 'ParentMissing' && !parentRetried && dir !== '.' && !d.aborted) {
+          if (err.code === 'ParentMissing' && !parentRetried && !d.aborted) {
             parentRetried = true;
             destination.client.forgetDir?.(dir);
             await destination.client.mkdir(dir, { signal: d.signal });

@@ -22,9 +22,11 @@ import type {
   WriteOptions,
   WriteResult,
 } from '../types.ts';
-import { PROPFIND_BODY, parseDigestHeader, parseMultistatus } from './dav.ts';
+import { parseDigestHeader, parseMultistatus } from './dav.ts';
 import { PerfMarkerParser } from './perf-markers.ts';
-import { acquireDispatcher, releaseDispatcher } from './pool.ts';
+import { acquireDispatcher, nodeAgentFor, releaseDispatcher } from './pool.ts';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 
 const DEFAULT_METADATA_TIMEOUT_MS = 60_000;
 // XRootD and dCache send a perf marker every 5 s; several missed markers mean a hung transfer.
@@ -76,8 +78,10 @@ export class HttpStorageClient implements StorageClient {
     return dirSlash && !p.endsWith('/') ? `${p}/` : p;
   }
 
+  // Header names are sent in canonical case throughout: XRootD 5.5's XrdHttp matches some of them
+  // case-sensitively and silently ignores a lower-case "content-length" (a PUT then stores 0 bytes).
   private headers(extra: Record<string, string> = {}): Record<string, string> {
-    return this.token ? { authorization: `Bearer ${this.token}`, ...extra } : extra;
+    return this.token ? { Authorization: `Bearer ${this.token}`, ...extra } : extra;
   }
 
   private async send(
@@ -104,9 +108,10 @@ export class HttpStorageClient implements StorageClient {
         signal: d.signal,
         headersTimeout: init.headersTimeout ?? this.stallMs,
         bodyTimeout: init.bodyTimeout ?? this.stallMs,
-        // undici closes the socket after every HEAD, and after any request with a body whose method
-        // it does not expect one for (PROPFIND): that would cost a TCP handshake per stat. Storage
-        // doors do not send bodies on HEAD, so keep the connection.
+        // undici closes the socket after every HEAD: that would cost a TCP handshake per stat.
+        // Storage doors do not send bodies on HEAD, so keep the connection. (PROPFIND goes without
+        // a body, i.e. allprop: XRootD 5.5 leaves a PROPFIND body unread on the connection and
+        // answers the next request on it with 400 "Request unknown".)
         reset: false,
         ...(init.redirects === false ? { maxRedirections: 0 } : {}),
       } as Dispatcher.RequestOptions);
@@ -120,7 +125,7 @@ export class HttpStorageClient implements StorageClient {
     const d = new Deadline(this.metaOpts(opts), 'source', `stat ${url}`);
     try {
       const head = await this.send(d, 'HEAD', this.urlPath(path), {
-        headers: opts.checksum === false ? {} : { 'want-digest': 'adler32' },
+        headers: opts.checksum === false ? {} : { 'Want-Digest': 'adler32' },
       });
       await head.body.dump();
       const type = String(head.headers['content-type'] ?? '');
@@ -133,8 +138,7 @@ export class HttpStorageClient implements StorageClient {
       // Directories, and servers whose HEAD says little (no length, 3xx to a slash, 403 on
       // collections): PROPFIND is the authoritative WebDAV answer.
       const res = await this.send(d, 'PROPFIND', this.urlPath(path), {
-        headers: { depth: '0', 'content-type': 'application/xml' },
-        body: PROPFIND_BODY,
+        headers: { Depth: '0' },
       });
       const text = await readText(res);
       if (res.statusCode !== 207) throw statusError(res.statusCode, 'source', `stat ${url}`, { body: text });
@@ -155,7 +159,7 @@ export class HttpStorageClient implements StorageClient {
     const headers: Record<string, string> = {};
     if (opts.offset !== undefined || opts.length !== undefined) {
       const from = opts.offset ?? 0;
-      headers.range = `bytes=${from}-${opts.length !== undefined ? from + opts.length - 1 : ''}`;
+      headers.Range = `bytes=${from}-${opts.length !== undefined ? from + opts.length - 1 : ''}`;
     }
     let res: Response;
     try {
@@ -221,20 +225,24 @@ export class HttpStorageClient implements StorageClient {
       d.watchStall(opts.stallTimeoutMs ?? this.stallMs, () =>
         tap.readableLength > 0 || tap.writableLength > 0 ? 'destination' : 'source',
       );
-      const headers: Record<string, string> = {};
-      if (opts.size !== undefined) headers['content-length'] = String(opts.size);
       sent = true;
-      let res: Response;
+      let res: { statusCode: number; text: string };
       try {
-        // No redirects: a streamed body cannot be replayed to a second location.
-        res = await this.send(d, 'PUT', this.urlPath(path), { headers, body: tap, headersTimeout: 0, bodyTimeout: 0, redirects: false });
+        const knownSize = opts.size ?? (body instanceof Readable ? undefined : Buffer.byteLength(body));
+        if (knownSize !== undefined) {
+          res = await this.putWithLength(path, tap, knownSize, d);
+        } else {
+          // Unknown length: chunked. No redirects: a streamed body cannot be replayed.
+          const r = await this.send(d, 'PUT', this.urlPath(path), { body: tap, headersTimeout: 0, bodyTimeout: 0, redirects: false });
+          res = { statusCode: r.statusCode, text: await readText(r) };
+        }
       } catch (e) {
         if (srcError !== undefined && !d.aborted) throw toSourceError(srcError, url);
         throw e;
       } finally {
         if (!src.readableEnded) src.unpipe(tap);
       }
-      const text = await readText(res);
+      const text = res.text;
       if (res.statusCode === 409 || (res.statusCode === 404 && opts.createParents !== false)) {
         this.forgetDir(posix.dirname(splitPath(path).join('/')));
         throw statusError(res.statusCode, 'destination', `PUT ${url}`, { body: text, code: 'ParentMissing' });
@@ -255,6 +263,62 @@ export class HttpStorageClient implements StorageClient {
     } finally {
       d.dispose();
     }
+  }
+
+  /**
+   * PUT with a known length through node:http, which keeps the header's case: undici always
+   * writes "content-length", and XRootD 5.5.3 ignores it in lower case, answers 200 and stores
+   * an empty file. Chunked is no way out either: XRootD intermittently answers 400 to it.
+   */
+  private putWithLength(path: string, body: Readable, size: number, d: Deadline): Promise<{ statusCode: number; text: string }> {
+    this.assertOpen();
+    const u = new URL(this.origin);
+    const send = u.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = send({
+        host: u.hostname,
+        port: u.port,
+        method: 'PUT',
+        path: this.urlPath(path),
+        agent: nodeAgentFor(this.origin),
+        headers: this.headers({ 'Content-Length': String(size) }),
+        signal: d.signal,
+      });
+      const fail = (e: unknown) => {
+        body.unpipe(req);
+        reject(d.fail(e, 'destination'));
+      };
+      // A body shorter or longer than declared must fail here, not leave the server waiting.
+      let count = 0;
+      const wrongSize = () => {
+        body.unpipe(req);
+        req.destroy();
+        reject(new TransferError('SizeMismatch', 'source', `PUT ${this.url(path)}: the body is not ${size} bytes long (${count}+)`));
+      };
+      body.on('data', (c: Buffer) => {
+        count += c.length;
+        if (count > size) wrongSize();
+      });
+      body.on('end', () => (count === size ? req.end() : wrongSize()));
+      req.on('error', fail);
+      body.on('error', (e) => {
+        req.destroy();
+        reject(e);
+      });
+      req.on('response', (res: IncomingMessage) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => {
+          if (chunks.length < 64) chunks.push(c);
+        });
+        res.on('error', fail);
+        res.on('end', () => {
+          // The server answered before taking all bytes (an error status): stop sending.
+          if (!body.readableEnded) body.unpipe(req);
+          resolve({ statusCode: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+        });
+      });
+      body.pipe(req, { end: false });
+    });
   }
 
   async delete(path: string, opts: CallOptions = {}): Promise<void> {
@@ -288,8 +352,7 @@ export class HttpStorageClient implements StorageClient {
     const d = new Deadline(this.metaOpts(opts), 'source', `PROPFIND ${url}`);
     try {
       const res = await this.send(d, 'PROPFIND', this.urlPath(path, true), {
-        headers: { depth: '1', 'content-type': 'application/xml' },
-        body: PROPFIND_BODY,
+        headers: { Depth: '1' },
       });
       const text = await readText(res, 64 * 1024 * 1024);
       if (res.statusCode !== 207) throw statusError(res.statusCode, 'source', `PROPFIND ${url}`, { body: text });
@@ -315,7 +378,7 @@ export class HttpStorageClient implements StorageClient {
   }
 
   async tpcSource(path: string): Promise<TpcEndpoint> {
-    return { url: this.url(path), headers: this.token ? { authorization: `Bearer ${this.token}` } : {} };
+    return { url: this.url(path), headers: this.token ? { Authorization: `Bearer ${this.token}` } : {} };
   }
 
   async tpcDestination(path: string): Promise<TpcEndpoint> {
@@ -324,12 +387,12 @@ export class HttpStorageClient implements StorageClient {
 
   /** COPY with `Source:` sent to this (destination) endpoint, which pulls. */
   async tpcPull(path: string, source: TpcEndpoint, opts: TpcOptions = {}): Promise<TpcResult> {
-    return this.copy(path, 'pull', { source: source.url }, source.headers, opts);
+    return this.copy(path, 'pull', { Source: source.url }, source.headers, opts);
   }
 
   /** COPY with `Destination:` sent to this (source) endpoint, which pushes. */
   async tpcPush(path: string, destination: TpcEndpoint, opts: TpcOptions = {}): Promise<TpcResult> {
-    return this.copy(path, 'push', { destination: destination.url }, destination.headers, opts);
+    return this.copy(path, 'push', { Destination: destination.url }, destination.headers, opts);
   }
 
   private async copy(
@@ -343,14 +406,16 @@ export class HttpStorageClient implements StorageClient {
     const what = `TPC ${direction} COPY ${url}`;
     const self: TransferPhase = direction === 'pull' ? 'destination' : 'source';
     const d = new Deadline({ signal: opts.signal, timeoutMs: opts.timeoutMs ?? this.timeoutMs }, 'transfer', what);
+    // Canonical capitalisation on purpose: XRootD 5.5 matches these header names case-sensitively
+    // (a lower-case "source" gets 400 "No Source or Destination specified").
     const headers: Record<string, string> = {
       ...remote,
       // No X.509 delegation: credentials for the passive side travel as TransferHeader*.
-      credential: 'none',
-      'x-number-of-streams': '1',
+      Credential: 'none',
+      'X-Number-Of-Streams': '1',
     };
-    for (const [k, v] of Object.entries(passiveHeaders)) headers[`transferheader${k}`] = v;
-    if (opts.overwrite === false) headers.overwrite = 'F';
+    for (const [k, v] of Object.entries(passiveHeaders)) headers[`TransferHeader${canonicalHeader(k)}`] = v;
+    if (opts.overwrite === false) headers.Overwrite = 'F';
     try {
       d.watchStall(opts.stallTimeoutMs ?? this.stallMs);
       const res = await this.send(d, 'COPY', this.urlPath(path), { headers, phase: self, headersTimeout: 0, bodyTimeout: 0 });
@@ -446,6 +511,10 @@ const NOTHING_WRITTEN = new Set<TransferCode>(['ParentMissing', 'Unauthorized', 
 function toSourceError(e: unknown, url: string): TransferError {
   if (e instanceof TransferError) return e;
   return new TransferError('ConnectionReset', 'source', `reading the source for PUT ${url}: ${(e as Error)?.message ?? e}`, { cause: e });
+}
+
+function canonicalHeader(name: string): string {
+  return name.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
 }
 
 function mtimeOf(res: Response): { mtime?: Date } {

@@ -13,10 +13,6 @@ export interface DavEntry {
   adler32?: string;
 }
 
-export const PROPFIND_BODY =
-  '<?xml version="1.0" encoding="utf-8"?>\n' +
-  '<D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/><D:getcontentlength/><D:getlastmodified/></D:prop></D:propfind>';
-
 const tag = (name: string) => new RegExp(`<(?:[A-Za-z0-9_-]+:)?${name}(?:\\s[^>]*)?>([\\s\\S]*?)</(?:[A-Za-z0-9_-]+:)?${name}>`, 'i');
 const RESPONSE = /<(?:[A-Za-z0-9_-]+:)?response(?:\s[^>]*)?>([\s\S]*?)<\/(?:[A-Za-z0-9_-]+:)?response>/gi;
 const HREF = tag('href');

@@ -1,3 +1,5 @@
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { Agent, interceptors, type Dispatcher } from 'undici';
 
 /**
@@ -52,4 +54,28 @@ export async function releaseDispatcher(dispatcher: Dispatcher): Promise<void> {
   if (!entry || --entry.refs > 0) return;
   agents.delete(key);
   await entry.agent.close().catch(() => entry.agent.destroy());
+}
+
+/**
+ * node:http keep-alive agents, one per origin, for the one request undici cannot send the way
+ * XRootD needs it: a PUT with a `Content-Length` header in that exact case (undici always writes
+ * it in lower case, which XRootD 5.5.3 ignores, storing an empty file and answering 200).
+ */
+const nodeAgents = new Map<string, HttpAgent>();
+
+export function nodeAgentFor(origin: string, maxSockets = 32): HttpAgent {
+  let a = nodeAgents.get(origin);
+  if (!a) {
+    const opts = { keepAlive: true, maxSockets, keepAliveMsecs: 30_000 };
+    a = origin.startsWith('https:') ? new HttpsAgent(opts) : new HttpAgent(opts);
+    nodeAgents.set(origin, a);
+  }
+  return a;
+}
+
+export function releaseNodeAgent(origin: string): void {
+  const a = nodeAgents.get(origin);
+  if (!a) return;
+  // Only idle sockets: a request in flight on another client of this origin finishes first.
+  for (const list of Object.values(a.freeSockets)) for (const s of list ?? []) s.destroy();
 }

@@ -77,7 +77,8 @@ describe('HTTP client: operations', () => {
     for (let i = 0; i < 100; i++) await cl.write(`small/f${i}`, body, { size: body.length });
     await Promise.all(Array.from({ length: 100 }, (_, i) => cl.stat(`small/f${i}`)));
     expect(fresh.stats().requests.PUT).toBe(100);
-    expect(fresh.stats().connections).toBeLessThanOrEqual(4);
+    // 4 undici connections for the stats + 1 node:http keep-alive socket for the sequential PUTs.
+    expect(fresh.stats().connections).toBeLessThanOrEqual(5);
   });
 
   it('refuses paths that climb out of the RSE', async () => {
