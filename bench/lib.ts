@@ -6,7 +6,7 @@ export interface BenchResult {
   name: string;
   value: number;
   unit: string;
-  target?: string;
+  target?: string | number;
   pass?: boolean;
   note?: string;
 }
@@ -23,7 +23,8 @@ export function machine() {
 
 export function printResults(title: string, results: BenchResult[]): void {
   console.log(`\n${title}`);
-  const rows = results.map((r) => [r.name, `${Number.isInteger(r.value) ? r.value : r.value.toFixed(2)} ${r.unit}`, r.target ?? '', r.pass === undefined ? '' : r.pass ? 'pass' : 'MISS']);
+  const value = (v: number) => (Number.isNaN(v) ? '-' : Number.isInteger(v) ? String(v) : v.toFixed(2));
+  const rows = results.map((r) => [r.name, `${value(r.value)} ${r.unit}`, String(r.target ?? ''), r.pass === undefined ? '' : r.pass ? 'pass' : 'MISS']);
   const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i].length), ['benchmark', 'value', 'target', ''][i].length));
   const line = (cols: string[]) => cols.map((c, i) => c.padEnd(widths[i])).join('  ');
   console.log(line(['benchmark', 'value', 'target', '']));
