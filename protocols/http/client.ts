@@ -133,15 +133,16 @@ export class HttpStorageClient implements StorageClient {
       if (head.statusCode === 200 && len !== undefined && !type.includes('directory')) {
         return { size: Number(len), isDirectory: false, ...parseDigestHeader(head.headers['digest']), ...mtimeOf(head) };
       }
-      if (head.statusCode === 404) throw statusError(404, 'source', `stat ${url}`);
       if (head.statusCode === 401 || head.statusCode === 403) throw statusError(head.statusCode, 'source', `stat ${url}`);
-      // Directories, and servers whose HEAD says little (no length, 3xx to a slash, 403 on
-      // collections): PROPFIND is the authoritative WebDAV answer.
+      // Directories, and servers whose HEAD says little (no length, 404 or 403 on collections):
+      // PROPFIND is the authoritative WebDAV answer.
       const res = await this.send(d, 'PROPFIND', this.urlPath(path), {
         headers: { Depth: '0' },
       });
       const text = await readText(res);
-      if (res.statusCode !== 207) throw statusError(res.statusCode, 'source', `stat ${url}`, { body: text });
+      // HEAD's 404 is only believed once PROPFIND agrees: Apache answers a collection's HEAD
+      // with 301 to the slash form and then 404 (no index page).
+      if (res.statusCode !== 207) throw statusError(head.statusCode === 404 ? 404 : res.statusCode, 'source', `stat ${url}`, { body: text });
       const entry = parseMultistatus(text)[0];
       if (!entry) throw new TransferError('ProtocolError', 'source', `stat ${url}: empty PROPFIND reply`);
       return { size: entry.size ?? 0, isDirectory: entry.isDirectory, ...(entry.mtime ? { mtime: entry.mtime } : {}) };
