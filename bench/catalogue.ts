@@ -76,7 +76,7 @@ export async function benchRegistration(files = 100_000, batch = 10_000, concurr
 export async function benchStartup(runs = 3): Promise<BenchResult[]> {
   const home = await mkdtemp(join(tmpdir(), 'sluice-bench-start-'));
   const port = 30000 + Math.floor(Math.random() * 20000);
-  const env = { ...process.env, SLUICE_HOME: home, PORT: String(port), LOG_LEVEL: 'warn' };
+  const env: NodeJS.ProcessEnv = { ...process.env, SLUICE_HOME: home, PORT: String(port), LOG_LEVEL: 'warn' };
   delete env.DATABASE_URL;
   const once = async (): Promise<number> => {
     const t0 = performance.now();
