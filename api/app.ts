@@ -10,6 +10,8 @@ import { didRoutes } from './dids.ts';
 import { endpointRoutes } from './endpoints.ts';
 import { replicaRoutes } from './replicas.ts';
 import { rseRoutes } from './rses.ts';
+import { ruleRoutes } from './rules.ts';
+import { limitRoutes } from './limits.ts';
 import { scopeRoutes } from './scopes.ts';
 import { voRoutes } from './vos.ts';
 
@@ -63,6 +65,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route('/v1/rses', rseRoutes(deps));
   app.route('/v1/dids', didRoutes(deps));
   app.route('/v1/replicas', replicaRoutes(deps));
+  app.route('/v1/rules', ruleRoutes(deps));
+  app.route('/v1/accounts', limitRoutes(deps));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {

@@ -1,5 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { addRse, deleteRse, deleteRseAttribute, getRse, listDistances, listRses, setDistance, setRseAttribute, updateRse } from '../core/rses.ts';
+import { resolveExpression } from '../core/rules.ts';
 import type { AppDeps } from './env.ts';
 import {
   AttributeKey,
@@ -93,14 +94,28 @@ export function rseRoutes(deps: AppDeps) {
       method: 'get',
       path: '/',
       tags: ['rses'],
-      request: { query: z.object({ limit: Limit, cursor: Cursor }) },
-      responses: { 200: json(page(Rse), 'RSEs of your VO'), ...errorResponses },
+      summary: 'RSEs of your VO; with expression, those it matches (explain: the set after each step)',
+      request: {
+        query: z.object({
+          limit: Limit,
+          cursor: Cursor,
+          expression: z.string().min(1).max(8192).optional().openapi({ description: "RSE expression, e.g. 'tier=1&country=FR|CERN-PROD_DISK' (left to right)" }),
+          explain: z.enum(['true', 'false', '1', '0']).optional().openapi({ description: 'with expression: add the step-by-step sets' }),
+        }),
+      },
+      responses: { 200: json(page(Rse).extend({ steps: z.array(z.record(z.string(), z.unknown())).optional() }), 'RSEs of your VO'), ...errorResponses },
     }),
     async (c) => {
       const vo = voOf(c.get('caller'));
-      const { limit, cursor } = c.req.valid('query');
+      const { limit, cursor, expression, explain } = c.req.valid('query');
       const after = decodeCursor(cursor, 1)?.[0] as string | undefined;
-      return c.json(paginate(await listRses(sql, vo, { after, limit }), limit, (r) => [r.name]), 200);
+      if (expression === undefined) return c.json(paginate(await listRses(sql, vo, { after, limit }), limit, (r) => [r.name]), 200);
+      // Only the caller's VO's RSEs are candidates, so nothing else can match or be named.
+      const resolved = await resolveExpression(sql, vo, expression, { explain: explain === 'true' || explain === '1' });
+      const names = new Set(resolved.rses);
+      const matched = (await listRses(sql, vo)).filter((r) => names.has(r.name) && (after === undefined || r.name > after));
+      const result = paginate(matched.slice(0, limit + 1), limit, (r) => [r.name]);
+      return c.json(resolved.steps ? { ...result, steps: resolved.steps } : result, 200);
     },
   );
 

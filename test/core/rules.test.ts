@@ -8,7 +8,7 @@ import { hashPath } from '../../policies/default.ts';
 import { createRules, deleteRule, getRule, listLocks, listRules, resolveExpression, updateRule, type NewRule } from '../../core/rules.ts';
 import { markReplicaAvailable, markRequestFailed } from '../../core/locks.ts';
 import { accountUsage, setAccountLimit } from '../../core/quota.ts';
-import { checkInvariants, count, dataset, policy, seedVo, snapshot } from './rules-helpers.ts';
+import { checkInvariants, count, dataset, policy, seedVo, snapshot, type SeedRse } from './rules-helpers.ts';
 
 let db: TestDatabase;
 let sql: Sql;
@@ -21,7 +21,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const RSES = [
+const RSES: SeedRse[] = [
   { name: 'A', attributes: { tier: '1', country: 'FR', w: '1' } },
   { name: 'B', attributes: { tier: '1', country: 'DE', w: '5' } },
   { name: 'C', attributes: { tier: '2', country: 'FR', w: '0' } },
