@@ -1,16 +1,6 @@
 import { Readable, Transform } from 'node:stream';
-import {
-  CreateBucketCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { createRequire } from 'node:module';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { ChecksumStream, normalizeAdler32 } from '../../core/checksum.ts';
 import { Deadline } from '../deadline.ts';
 import { TransferError, codeForStatus, toTransferError, type TransferCode, type TransferPhase } from '../errors.ts';
@@ -28,6 +18,19 @@ import type {
   WriteOptions,
   WriteResult,
 } from '../types.ts';
+
+// The AWS SDK is loaded on first use, not at import: it adds ~40 MB of RSS and a noticeable
+// start-up cost to every process that imports protocols/, most of which only speak HTTP.
+const requireCjs = createRequire(import.meta.url);
+type S3Sdk = typeof import('@aws-sdk/client-s3');
+let sdkCache: { s3: S3Sdk; storage: typeof import('@aws-sdk/lib-storage'); presigner: typeof import('@aws-sdk/s3-request-presigner') } | undefined;
+function sdk() {
+  return (sdkCache ??= {
+    s3: requireCjs('@aws-sdk/client-s3') as S3Sdk,
+    storage: requireCjs('@aws-sdk/lib-storage') as typeof import('@aws-sdk/lib-storage'),
+    presigner: requireCjs('@aws-sdk/s3-request-presigner') as typeof import('@aws-sdk/s3-request-presigner'),
+  });
+}
 
 const DEFAULT_METADATA_TIMEOUT_MS = 60_000;
 const DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024;
@@ -94,7 +97,7 @@ export class S3StorageClient implements StorageClient {
     if (!entry) {
       entry = {
         refs: 0,
-        client: new S3Client({
+        client: new (sdk().s3.S3Client)({
           endpoint: this.endpoint.origin,
           region: s.region ?? 'us-east-1',
           forcePathStyle: this.pathStyle,
@@ -128,9 +131,9 @@ export class S3StorageClient implements StorageClient {
     const d = new Deadline(this.meta(opts), 'destination', `create bucket ${this.bucket}`);
     try {
       try {
-        await this.s3.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal: d.signal });
+        await this.s3.send(new (sdk().s3.HeadBucketCommand)({ Bucket: this.bucket }), { abortSignal: d.signal });
       } catch {
-        await this.s3.send(new CreateBucketCommand({ Bucket: this.bucket }), { abortSignal: d.signal });
+        await this.s3.send(new (sdk().s3.CreateBucketCommand)({ Bucket: this.bucket }), { abortSignal: d.signal });
       }
     } catch (e) {
       throw this.fail(d, e, 'destination', `create bucket ${this.bucket}`);
@@ -145,7 +148,7 @@ export class S3StorageClient implements StorageClient {
     const d = new Deadline(this.meta(opts), 'source', what);
     try {
       try {
-        const h = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: d.signal });
+        const h = await this.s3.send(new (sdk().s3.HeadObjectCommand)({ Bucket: this.bucket, Key: key }), { abortSignal: d.signal });
         const etag = h.ETag?.replace(/"/g, '');
         const adler = h.Metadata?.[ADLER_META];
         return {
@@ -162,7 +165,7 @@ export class S3StorageClient implements StorageClient {
         // S3 has no directories; a key prefix with objects under it is the closest thing.
         const l = await this.s3.send(
           // With a delimiter: s3rver 3.7 fails (500) on MaxKeys smaller than the nested key count.
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${key}/`, Delimiter: '/', MaxKeys: 1 }),
+          new (sdk().s3.ListObjectsV2Command)({ Bucket: this.bucket, Prefix: `${key}/`, Delimiter: '/', MaxKeys: 1 }),
           { abortSignal: d.signal },
         );
         if ((l.KeyCount ?? 0) > 0 || (l.CommonPrefixes?.length ?? 0) > 0) return { size: 0, isDirectory: true };
@@ -187,7 +190,7 @@ export class S3StorageClient implements StorageClient {
     let body: Readable;
     let size: number | undefined;
     try {
-      const r = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range }), { abortSignal: d.signal });
+      const r = await this.s3.send(new (sdk().s3.GetObjectCommand)({ Bucket: this.bucket, Key: key, Range: range }), { abortSignal: d.signal });
       body = r.Body as Readable;
       size = r.ContentLength;
     } catch (e) {
@@ -243,12 +246,12 @@ export class S3StorageClient implements StorageClient {
       try {
         if (opts.size !== undefined && opts.size <= this.threshold) {
           await this.s3.send(
-            new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: tap, ContentLength: opts.size, Metadata }),
+            new (sdk().s3.PutObjectCommand)({ Bucket: this.bucket, Key: key, Body: tap, ContentLength: opts.size, Metadata }),
             { abortSignal: d.signal },
           );
         } else {
           // Unknown or large: multipart, holding at most partSize x queueSize bytes in memory.
-          const upload = new Upload({
+          const upload = new (sdk().storage.Upload)({
             client: this.s3,
             params: { Bucket: this.bucket, Key: key, Body: tap, Metadata },
             partSize: this.partSize,
@@ -294,7 +297,7 @@ export class S3StorageClient implements StorageClient {
     const what = `DELETE s3://${this.bucket}/${key}`;
     const d = new Deadline(this.meta(opts), 'destination', what);
     try {
-      await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: d.signal });
+      await this.s3.send(new (sdk().s3.DeleteObjectCommand)({ Bucket: this.bucket, Key: key }), { abortSignal: d.signal });
     } catch (e) {
       const err = this.fail(d, e, 'destination', what);
       if (err.code !== 'NotFound' || d.aborted) throw err;
@@ -319,7 +322,7 @@ export class S3StorageClient implements StorageClient {
       let token: string | undefined;
       do {
         const r = await this.s3.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }),
+          new (sdk().s3.ListObjectsV2Command)({ Bucket: this.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }),
           { abortSignal: d.signal },
         );
         for (const p of r.CommonPrefixes ?? []) {
@@ -348,7 +351,7 @@ export class S3StorageClient implements StorageClient {
 
   /** A presigned GET URL: the active TPC party needs no S3 credentials. */
   async tpcSource(path: string, opts: { expiresInSeconds?: number } = {}): Promise<TpcEndpoint> {
-    const url = await getSignedUrl(this.s3, new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(path) }), {
+    const url = await sdk().presigner.getSignedUrl(this.s3, new (sdk().s3.GetObjectCommand)({ Bucket: this.bucket, Key: this.objectKey(path) }), {
       expiresIn: opts.expiresInSeconds ?? 3600,
     });
     return { url, headers: {} };
@@ -356,7 +359,7 @@ export class S3StorageClient implements StorageClient {
 
   /** A presigned PUT URL for the active TPC party to push to. */
   async tpcDestination(path: string, opts: { expiresInSeconds?: number } = {}): Promise<TpcEndpoint> {
-    const url = await getSignedUrl(this.s3, new PutObjectCommand({ Bucket: this.bucket, Key: this.objectKey(path) }), {
+    const url = await sdk().presigner.getSignedUrl(this.s3, new (sdk().s3.PutObjectCommand)({ Bucket: this.bucket, Key: this.objectKey(path) }), {
       expiresIn: opts.expiresInSeconds ?? 3600,
     });
     return { url, headers: {} };
