@@ -101,7 +101,7 @@ export function didRoutes(deps: AppDeps) {
     async (c) => {
       const actor = actorOf(c.get('caller'));
       const { dids } = c.req.valid('json');
-      validateNewDids(dids, await policies.forVo(actor.vo));
+      await validateNewDids(dids, await policies.forVo(actor.vo));
       await authorizeScopes(deps, actor, 'did.add', dids.map((d) => d.scope));
       return c.json({ created: await addDids(sql, actor.vo, actor.account, dids) }, 201);
     },

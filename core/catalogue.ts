@@ -43,8 +43,11 @@ function listNames(keys: string[], max = 5): string {
   return `'${keys.slice(0, max).join("', '")}'${keys.length > max ? ` and ${keys.length - max} more` : ''}`;
 }
 
-/** Checks that do not need the database: shape per type, policy naming, duplicates in the request. */
-export function validateNewDids(dids: NewDid[], policy: ResolvedPolicy): void {
+/**
+ * Checks that do not need the database: shape per type, policy naming, duplicates in the request.
+ * The VO's validateDid hook sees the whole batch at once (it may run in a worker: policies/).
+ */
+export async function validateNewDids(dids: NewDid[], policy: ResolvedPolicy): Promise<void> {
   if (dids.length === 0) throw new InvalidInput('EmptyRequest', 'no DIDs given');
   if (dids.length > MAX_BULK) throw new InvalidInput('TooManyItems', `at most ${MAX_BULK} DIDs per request, got ${dids.length}`);
   const seen = new Set<string>();
@@ -60,14 +63,11 @@ export function validateNewDids(dids: NewDid[], policy: ResolvedPolicy): void {
     } else if (d.bytes !== undefined || d.adler32 !== undefined || d.md5 !== undefined) {
       throw new InvalidInput('InvalidInput', `${d.type.toLowerCase()} '${k}' (item ${i}) cannot have bytes or checksums; they belong to files`);
     }
-    let problem: string | void;
-    try {
-      problem = policy.validateDid({ scope: d.scope, name: d.name, type: d.type });
-    } catch (e) {
-      problem = (e as Error).message;
-    }
-    if (problem) throw new InvalidInput('InvalidDidName', `item ${i}: ${problem}`);
   }
+  // A hook that throws or times out is a PolicyError (5xx), not the client's naming problem.
+  const problems = await policy.validateDids(dids.map((d) => ({ scope: d.scope, name: d.name, type: d.type })));
+  const i = problems.findIndex((p) => p !== undefined);
+  if (i >= 0) throw new InvalidInput('InvalidDidName', `item ${i}: ${problems[i]}`);
 }
 
 /** Scope name -> owning account for the scopes named; a missing scope is a 404 naming it. */

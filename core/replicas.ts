@@ -40,14 +40,21 @@ export async function addReplicas(
   if (replicas.length > MAX_BULK) throw new InvalidInput('TooManyItems', `at most ${MAX_BULK} replicas per request, got ${replicas.length}`);
   const rse = await getRse(sql, vo, rseName);
   const seen = new Set<string>();
-  const paths = replicas.map((r, i) => {
+  const paths: string[] = new Array(replicas.length);
+  const viaPolicy: number[] = [];
+  for (const [i, r] of replicas.entries()) {
     const k = `${r.scope}:${r.name}`;
     if (seen.has(k)) throw new Conflict('DuplicateReplica', `'${k}' appears twice in the request (item ${i})`);
     seen.add(k);
-    if (r.path !== undefined) return validatePath(r.path, `item ${i}`);
-    if (!rse.deterministic) throw new InvalidInput('PathRequired', `RSE '${rse.name}' is not deterministic: item ${i} ('${k}') needs a path`);
-    return validatePath(policy.lfn2pfn({ scope: r.scope, name: r.name }, { name: rse.name, prefix: rse.prefix, attributes: rse.attributes }), `policy '${policy.name}' lfn2pfn for '${k}'`);
-  });
+    if (r.path !== undefined) paths[i] = validatePath(r.path, `item ${i}`);
+    else if (!rse.deterministic) throw new InvalidInput('PathRequired', `RSE '${rse.name}' is not deterministic: item ${i} ('${k}') needs a path`);
+    else viaPolicy.push(i);
+  }
+  if (viaPolicy.length) {
+    // One batch through the VO's lfn2pfn (it may run in a worker); its paths are checked there.
+    const got = await policy.lfn2pfn(viaPolicy.map((i) => ({ scope: replicas[i].scope, name: replicas[i].name })), { name: rse.name, prefix: rse.prefix, attributes: rse.attributes });
+    for (let j = 0; j < viaPolicy.length; j++) paths[viaPolicy[j]] = got[j];
+  }
   const scopes = replicas.map((r) => r.scope);
   const names = replicas.map((r) => r.name);
   const bytes = replicas.map((r) => r.bytes ?? null) as number[];
