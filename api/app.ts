@@ -1,8 +1,11 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
+import { matchedRoutes } from 'hono/route';
 import { randomUUID } from 'node:crypto';
 import { isSluiceError, pgCode } from '../core/errors.ts';
+import { bindMetricsDatabase, recordHttpRequest } from '../core/metrics.ts';
 import type { AppDeps, AppEnv } from './env.ts';
 import { validationError } from './http.ts';
 import { accountRoutes } from './accounts.ts';
@@ -14,8 +17,20 @@ import { ruleRoutes } from './rules.ts';
 import { limitRoutes } from './limits.ts';
 import { scopeRoutes } from './scopes.ts';
 import { voRoutes } from './vos.ts';
+import { docsRoutes } from './docs.ts';
+import { endpointStatusRoutes } from './endpoint-status.ts';
+import { linkStatsRoutes } from './link-stats.ts';
+import { usageRoutes } from './usage.ts';
+import { metricsRoutes } from './metrics.ts';
+import { uiRoutes } from './ui.ts';
 
 export const API_VERSION = '0.1.0';
+
+/** The matched route pattern (bounded label values), never the raw path; 'unmatched' for 404s. */
+function routeLabel(c: Context): string {
+  const route = matchedRoutes(c)[c.req.routeIndex];
+  return route && route.method !== 'ALL' ? route.path : 'unmatched';
+}
 
 /** The whole HTTP API as one Hono app; `app.request()` drives it in tests without a socket. */
 export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
@@ -25,6 +40,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     },
   });
 
+  bindMetricsDatabase(deps.sql);
+
   app.use('*', async (c, next) => {
     const requestId = c.req.header('x-request-id')?.slice(0, 64) || randomUUID();
     c.set('requestId', requestId);
@@ -32,8 +49,14 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
     c.header('x-request-id', requestId);
     const started = performance.now();
     await next();
-    c.get('log').debug({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) }, 'request');
+    const ms = performance.now() - started;
+    c.get('log').debug({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(ms) }, 'request');
+    recordHttpRequest(c.req.method, routeLabel(c), c.res.status, ms / 1000);
   });
+
+  app.route('/metrics', metricsRoutes());
+  app.route('/docs', docsRoutes());
+  app.route('/ui', uiRoutes());
 
   app.get('/health', async (c) => {
     try {
@@ -67,6 +90,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route('/v1/replicas', replicaRoutes(deps));
   app.route('/v1/rules', ruleRoutes(deps));
   app.route('/v1/accounts', limitRoutes(deps));
+  app.route('/v1/links', linkStatsRoutes(deps));
+  app.route('/v1/endpoints', endpointStatusRoutes(deps));
+  app.route('/v1/usage', usageRoutes(deps));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {

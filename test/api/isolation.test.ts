@@ -73,6 +73,9 @@ const cases: Case[] = [
   { route: 'GET /v1/dids/{scope}/{name}/replicas', method: 'GET', path: '/v1/dids/atlasscope/f1/replicas' },
   { route: 'POST /v1/replicas', method: 'POST', path: '/v1/replicas', body: { rse: 'ATLAS_TAPE', replicas: [f1] } },
   { route: 'POST /v1/replicas/bad', method: 'POST', path: '/v1/replicas/bad', body: { reason: 'x', replicas: [{ ...f1, rse: 'ATLAS_DISK' }] } },
+  // endpoints are shared, but only root bans: a VO admin banning the endpoint other VOs use is refused
+  { route: 'PUT /v1/endpoints/{name}/ban', method: 'PUT', path: '/v1/endpoints/shared/ban', body: { reason: 'mine now' } },
+  { route: 'DELETE /v1/endpoints/{name}/ban', method: 'DELETE', path: '/v1/endpoints/shared/ban' },
 ];
 
 /** Lists: reachable, but must not contain atlas's rows. */
@@ -83,6 +86,7 @@ const lists: Array<{ route: string; path: string }> = [
   { route: 'GET /v1/rses', path: '/v1/rses' },
   { route: 'GET /v1/dids', path: '/v1/dids?scope=atlasscope' },
   { route: 'GET /v1/accounts/whoami', path: '/v1/accounts/whoami' },
+  { route: 'GET /v1/usage', path: '/v1/usage' },
 ];
 
 /** Not VO data: shared infrastructure or root-only, covered by their own tests. */
@@ -94,6 +98,10 @@ const notVoData = new Set([
   'GET /v1/endpoints/{name}',
   'PATCH /v1/endpoints/{name}',
   'DELETE /v1/endpoints/{name}',
+  // endpoint health: shared infrastructure, no VO rows (test/observability/probes.test.ts)
+  'GET /v1/endpoints/-/status',
+  'GET /v1/endpoints/{name}/status',
+  'GET /v1/endpoints/{name}/availability',
 ]);
 
 describe('cross-VO isolation', () => {
@@ -136,12 +144,32 @@ describe('cross-VO isolation', () => {
     await t.sql`delete from accounts where vo = 'cms' and name = 'atlasonly'`;
   });
 
+  it("GET /v1/links/{id}/stats: another VO's statistics on a shared link are not shown", async () => {
+    const [ep] = await t.sql<{ id: number }[]>`select id from storage_endpoints where name = 'shared'`;
+    const [link] = await t.sql<{ id: number }[]>`
+      insert into links (src_endpoint_id, dst_endpoint_id) values (${ep.id}, ${ep.id})
+      on conflict (src_endpoint_id, dst_endpoint_id) do update set pinned = links.pinned returning id`;
+    const [rse] = await t.sql<{ id: number }[]>`select id from rses where name = 'ATLAS_DISK'`;
+    await t.sql`insert into requests (vo, scope, name, dest_rse_id, bytes, adler32, state) values ('atlas', 'atlasscope', 'f2', ${rse.id}, 10, '0000000a', 'DONE')`;
+    await t.sql`
+      insert into transfer_attempts (request_id, vo, attempt, dest_rse_id, link_id, bytes, duration_ms, finished_at)
+      select id, 'atlas', 1, dest_rse_id, ${link.id}, 987654321, 1000, now() - interval '5 minutes' from requests where vo = 'atlas' and name = 'f2'`;
+    const path = `/v1/links/${link.id}/stats?from=${new Date(Date.now() - 3600_000).toISOString()}`;
+    const mine = await t.call('GET', path, { token: atlas });
+    expect(mine.status).toBe(200);
+    expect(JSON.stringify(mine.body)).toContain('987654321');
+    const theirs = await t.call('GET', path, { token: cms });
+    expect(theirs.status).toBe(200);
+    expect(JSON.stringify(theirs.body)).not.toMatch(/987654321|"atlas"/);
+    await t.sql`delete from requests where vo = 'atlas' and name = 'f2'`;
+  });
+
   it('covers every route of the API', async () => {
     const doc = await t.call('GET', '/openapi.json', { token: null });
     const routes = Object.entries(doc.body.paths as Record<string, Record<string, unknown>>).flatMap(([path, ops]) =>
       Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`),
     );
-    const covered = new Set([...cases.map((c) => c.route), ...lists.map((l) => l.route), ...notVoData, 'POST /v1/accounts']);
+    const covered = new Set([...cases.map((c) => c.route), ...lists.map((l) => l.route), ...notVoData, 'POST /v1/accounts', 'GET /v1/links/{id}/stats']);
     expect(routes.filter((r) => r.startsWith('GET /v1') || r.includes(' /v1')).filter((r) => !covered.has(r))).toEqual([]);
   });
 });
