@@ -363,6 +363,15 @@ async function loadPackage(source: string, opts: ResolvedOptions, vo: string | u
   return { runner, policy: resolveRunner(runner, source, opts, vo) };
 }
 
+/**
+ * Loads a package exactly as a VO would (built-in in-process, anything else in a worker) without
+ * a registry: the test harness and tools use it. close() stops its worker.
+ */
+export async function loadPolicy(source: string, options: PolicyOptions & { vo?: string; log?: Logger } = {}): Promise<{ policy: ResolvedPolicy; close(): Promise<void> }> {
+  const loaded = await loadPackage(source, resolveOptions(options), options.vo, options.log);
+  return { policy: loaded.policy, close: () => loaded.runner.dispose() };
+}
+
 // ---------------------------------------------------------------------------------------------
 // The registry
 
