@@ -16,6 +16,7 @@ import { rseRoutes } from './rses.ts';
 import { ruleRoutes } from './rules.ts';
 import { limitRoutes } from './limits.ts';
 import { scopeRoutes } from './scopes.ts';
+import { transferDataRoutes } from './transfers-data.ts';
 import { voRoutes } from './vos.ts';
 import { docsRoutes } from './docs.ts';
 import { endpointStatusRoutes } from './endpoint-status.ts';
@@ -93,6 +94,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route('/v1/links', linkStatsRoutes(deps));
   app.route('/v1/endpoints', endpointStatusRoutes(deps));
   app.route('/v1/usage', usageRoutes(deps));
+  app.route('/v1', transferDataRoutes(deps));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {

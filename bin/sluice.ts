@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { ApiError } from './client.ts';
 import { createCli } from './cli.ts';
 import * as catalogue from './commands/catalogue.ts';
+import * as data from './commands/data.ts';
 import * as fixtures from './commands/fixtures.ts';
 import * as service from './commands/service.ts';
 import * as storage from './commands/storage.ts';
@@ -21,7 +22,7 @@ program
   .showHelpAfterError();
 
 const cli = createCli(program);
-for (const m of [service, tenancy, storage, catalogue, fixtures]) m.register(program, cli);
+for (const m of [service, tenancy, storage, catalogue, fixtures, data]) m.register(program, cli);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   if (e instanceof ApiError) console.error(`error ${e.code}: ${e.message}`);

@@ -73,6 +73,9 @@ const cases: Case[] = [
   { route: 'GET /v1/dids/{scope}/{name}/replicas', method: 'GET', path: '/v1/dids/atlasscope/f1/replicas' },
   { route: 'POST /v1/replicas', method: 'POST', path: '/v1/replicas', body: { rse: 'ATLAS_TAPE', replicas: [f1] } },
   { route: 'POST /v1/replicas/bad', method: 'POST', path: '/v1/replicas/bad', body: { reason: 'x', replicas: [{ ...f1, rse: 'ATLAS_DISK' }] } },
+  // upload/download plans (api/transfers-data.ts): another VO's RSE and DID are 404, no URLs, no paths
+  { route: 'POST /v1/rses/{name}/upload-plan', method: 'POST', path: '/v1/rses/ATLAS_DISK/upload-plan', body: { files: [f1] } },
+  { route: 'GET /v1/dids/{scope}/{name}/download-plan', method: 'GET', path: '/v1/dids/atlasscope/f1/download-plan' },
   // endpoints are shared, but only root bans: a VO admin banning the endpoint other VOs use is refused
   { route: 'PUT /v1/endpoints/{name}/ban', method: 'PUT', path: '/v1/endpoints/shared/ban', body: { reason: 'mine now' } },
   { route: 'DELETE /v1/endpoints/{name}/ban', method: 'DELETE', path: '/v1/endpoints/shared/ban' },
