@@ -3,26 +3,76 @@ import { loadOrCreateLocalIssuer, mintToken } from '../../core/auth.ts';
 import { createLogger } from '../../core/log.ts';
 import { openDatabase } from '../../core/runtime.ts';
 import { serveApi } from '../../api/server.ts';
+import type { Sql } from '../../core/db.ts';
+import type { Logger } from '../../core/log.ts';
+import { DAEMONS, isDaemonName, type DaemonName, type RunnableDaemon } from '../../daemons/index.ts';
+import { createPolicyRegistry } from '../../policies/registry.ts';
 import { type Cli, int } from '../cli.ts';
 
 export function register(program: Command, cli: Cli): void {
 
   program
     .command('server')
-    .description('run everything in one process: embedded PostgreSQL (unless DATABASE_URL), migrations, API')
+    .description('run everything in one process: embedded PostgreSQL (unless DATABASE_URL), migrations, API and every daemon')
     .option('--port <port>', 'API port (PORT, default 8080)', int)
     .option('--host <host>', 'API address (HOST, default 127.0.0.1)')
-    .action(async (opts: { port?: number; host?: string }) => {
+    .option('--no-daemons', 'serve the API only')
+    .option('--grace <seconds>', 'on SIGTERM, how long running transfers may finish before they are requeued (default 30)', int)
+    .action(async (opts: { port?: number; host?: string; daemons: boolean; grace?: number }) => {
       const cfg = cli.config({ port: opts.port, host: opts.host });
       const log = createLogger({ level: cfg.logLevel });
       const db = await openDatabase(cfg, { log, migrate: 'apply', applicationName: 'sluice-server' });
       const api = await serveApi(db.sql, cfg, log);
+      const daemons = opts.daemons ? startDaemons(db.sql, log, Object.keys(DAEMONS) as DaemonName[]) : undefined;
       log.info({ home: cfg.home, database: db.embedded ? 'embedded' : 'DATABASE_URL' }, `Sluice is up at ${api.url} (try: npx sluice vo list)`);
       await untilSignal(log, async () => {
         await api.close();
+        await daemons?.stop((opts.grace ?? 30) * 1000);
         await db.close();
       });
     });
+
+  program
+    .command('daemon <names...>')
+    .description(`run daemons against DATABASE_URL (production layout; does not migrate): ${Object.keys(DAEMONS).join(', ')}, or all`)
+    .option('--grace <seconds>', 'on SIGTERM, how long running transfers may finish before they are requeued (default 30)', int)
+    .action(async (names: string[], opts: { grace?: number }) => {
+      const wanted = names.includes('all') ? (Object.keys(DAEMONS) as DaemonName[]) : names;
+      const unknown = wanted.filter((n) => !isDaemonName(n));
+      if (unknown.length) throw new Error(`unknown daemon '${unknown.join("', '")}'; choose from ${Object.keys(DAEMONS).join(', ')}`);
+      const cfg = cli.config();
+      if (!cfg.databaseUrl) throw new Error("'sluice daemon' needs DATABASE_URL; for a laptop use 'sluice server' (it runs every daemon)");
+      const log = createLogger({ level: cfg.logLevel });
+      const db = await openDatabase(cfg, { log, migrate: 'require', applicationName: `sluice-${wanted.join('+')}`.slice(0, 63) });
+      const daemons = startDaemons(db.sql, log, wanted as DaemonName[]);
+      await untilSignal(log, async () => {
+        await daemons.stop((opts.grace ?? 30) * 1000);
+        await db.close();
+      });
+    });
+
+  /**
+   * Starts daemons in this process. stop(): the loops stop (no new claims), daemons with work in
+   * flight drain within the grace (the rest of their work goes back to the queue), then resolve.
+   */
+  function startDaemons(sql: Sql, log: Logger, names: DaemonName[]) {
+    const policies = createPolicyRegistry(sql);
+    const ac = new AbortController();
+    const running: Array<{ name: string; daemon: RunnableDaemon; done: Promise<void> }> = [];
+    for (const name of names) {
+      const daemon: RunnableDaemon = DAEMONS[name]({ sql, log: log.child({ daemon: name }), policies });
+      const done = daemon.run(ac.signal).catch((err: unknown) => log.error({ err, daemon: name }, 'daemon stopped with an error'));
+      running.push({ name, daemon, done });
+    }
+    log.info({ daemons: names }, 'daemons started');
+    return {
+      async stop(graceMs: number) {
+        ac.abort();
+        await Promise.all(running.map((r) => r.daemon.drain?.(graceMs)));
+        await Promise.all(running.map((r) => r.done));
+      },
+    };
+  }
 
   program
     .command('api')
