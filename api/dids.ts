@@ -36,7 +36,8 @@ import {
   paginate,
   type Actor,
 } from './http.ts';
-import type { PolicyRegistry } from '../policies/registry.ts';
+import type { PolicyRegistry, ResolvedPolicy } from '../policies/registry.ts';
+import { InvalidInput } from '../core/errors.ts';
 
 const DidType = z.enum(['FILE', 'DATASET', 'CONTAINER']);
 const Did = z
@@ -57,7 +58,7 @@ const Did = z
   .openapi('Did');
 const NewDid = z
   .object({
-    scope: ScopeName,
+    scope: ScopeName.optional().openapi({ description: "omit to let the VO's policy package take the scope from the name (extractScope)" }),
     name: DidName,
     type: DidType.default('FILE'),
     bytes: Bytes.optional(),
@@ -85,6 +86,26 @@ export async function authorizeScopes(
   for (const [scope, scopeAccount] of owners) await deps.policies.authorize(action, { ...actor, scope, scopeAccount });
 }
 
+/**
+ * Policy packages: DIDs given without a scope get the one the VO's extractScope hook finds in
+ * the name (one batch call); a name it cannot split is the client's error.
+ */
+async function withScopes<D extends { scope?: string; name: string }>(policy: ResolvedPolicy, dids: D[]): Promise<Array<D & { scope: string }>> {
+  const missing = dids.flatMap((d, i) => (d.scope === undefined ? [i] : []));
+  if (missing.length === 0) return dids as Array<D & { scope: string }>;
+  const found = await policy.extractScopes(missing.map((i) => dids[i].name));
+  const out = [...dids] as Array<D & { scope: string }>;
+  for (const [j, i] of missing.entries()) {
+    const f = found[j];
+    if (!f) throw new InvalidInput('ScopeRequired', `item ${i}: give a scope for '${dids[i].name.slice(0, 80)}' (policy '${policy.name}' cannot take one from the name)`);
+    if (!ScopeName.safeParse(f.scope).success || !DidName.safeParse(f.name).success) {
+      throw new InvalidInput('InvalidName', `item ${i}: policy '${policy.name}' took scope '${f.scope.slice(0, 40)}' and name '${f.name.slice(0, 80)}' from '${dids[i].name.slice(0, 80)}', which is not a valid scope and name`);
+    }
+    out[i] = { ...dids[i], scope: f.scope, name: f.name };
+  }
+  return out;
+}
+
 export function didRoutes(deps: AppDeps) {
   const app = createRouter();
   const { sql, policies } = deps;
@@ -100,8 +121,9 @@ export function didRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const actor = actorOf(c.get('caller'));
-      const { dids } = c.req.valid('json');
-      await validateNewDids(dids, await policies.forVo(actor.vo));
+      const policy = await policies.forVo(actor.vo);
+      const dids = await withScopes(policy, c.req.valid('json').dids);
+      await validateNewDids(dids, policy);
       await authorizeScopes(deps, actor, 'did.add', dids.map((d) => d.scope));
       return c.json({ created: await addDids(sql, actor.vo, actor.account, dids) }, 201);
     },

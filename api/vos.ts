@@ -50,6 +50,8 @@ export function voRoutes(deps: AppDeps) {
     async (c) => {
       requireRoot(c.get('caller'));
       const input = c.req.valid('json');
+      // Policy packages: a package that does not load is refused before anything is written.
+      if (input.policy_package !== undefined) await deps.policies.check(input.policy_package);
       return c.json(await addVo(sql, input), 201);
     },
   );
@@ -88,7 +90,10 @@ export function voRoutes(deps: AppDeps) {
     async (c) => {
       requireRoot(c.get('caller'));
       const { name } = c.req.valid('param');
-      const vo = await updateVo(sql, name, c.req.valid('json'));
+      const patch = c.req.valid('json');
+      // Policy packages: load it first (400 InvalidPolicyPackage with the reason; nothing written).
+      if (patch.policy_package !== undefined) await deps.policies.check(patch.policy_package);
+      const vo = await updateVo(sql, name, patch);
       deps.policies.invalidate(name);
       return c.json(vo, 200);
     },

@@ -1,13 +1,16 @@
 import { Option, type Command } from 'commander';
 import { type Cli, type Row, collect, didPath, enc, int, keyValues, parseDid, typedValues } from '../cli.ts';
 
+// Policy packages (docs/policy-packages.md): the server loads the package before saving it.
+const POLICY_HELP = "policy package: a built-in (default, identity), a file (absolute, or relative to the server's policies/, e.g. examples/run-number.ts) or an installed module; checked before it is saved";
+
 export function register(program: Command, cli: Cli): void {
 
   const vo = program.command('vo').description('virtual organisations (root)');
   vo.command('add <name>')
     .description('create a VO and its first admin account')
     .option('--description <text>')
-    .option('--policy <package>', 'policy package (default: default)')
+    .option('--policy <package>', POLICY_HELP)
     .option('--share <weight>', 'fair-share weight on links', int)
     .option('--admin <account>', "first admin account (default 'admin')")
     .action(async (name: string, o: { description?: string; policy?: string; share?: number; admin?: string }) => {
@@ -17,7 +20,7 @@ export function register(program: Command, cli: Cli): void {
   vo.command('show <name>').action(async (name: string) => cli.print(await cli.client().request('GET', `/v1/vos/${enc(name)}`)));
   vo.command('update <name>')
     .option('--description <text>')
-    .option('--policy <package>')
+    .option('--policy <package>', POLICY_HELP)
     .option('--share <weight>', 'fair-share weight', int)
     .action(async (name: string, o: { description?: string; policy?: string; share?: number }) => {
       cli.print(await cli.client().request('PATCH', `/v1/vos/${enc(name)}`, { description: o.description, policy_package: o.policy, share: o.share }));
