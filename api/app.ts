@@ -15,6 +15,7 @@ import { replicaRoutes } from './replicas.ts';
 import { rseRoutes } from './rses.ts';
 import { ruleRoutes } from './rules.ts';
 import { limitRoutes } from './limits.ts';
+import { linkRoutes } from './links.ts';
 import { scopeRoutes } from './scopes.ts';
 import { transferDataRoutes } from './transfers-data.ts';
 import { voRoutes } from './vos.ts';
@@ -91,6 +92,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route('/v1/replicas', replicaRoutes(deps));
   app.route('/v1/rules', ruleRoutes(deps));
   app.route('/v1/accounts', limitRoutes(deps));
+  app.route('/v1/links', linkRoutes(deps));
   app.route('/v1/links', linkStatsRoutes(deps));
   app.route('/v1/endpoints', endpointStatusRoutes(deps));
   app.route('/v1/usage', usageRoutes(deps));

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApp } from '../../api/app.ts';
 import { createVerifier, loadOrCreateLocalIssuer, mintToken, registerLocalIssuer, type LocalIssuer } from '../../core/auth.ts';
-import { silentLogger } from '../../core/log.ts';
+import { createLogger } from '../../core/log.ts';
 import { createPolicyRegistry } from '../../policies/registry.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
 
@@ -22,7 +22,9 @@ export async function createTestApp() {
   const issuer: LocalIssuer = await loadOrCreateLocalIssuer(home);
   await registerLocalIssuer(db.sql, issuer, 'sluice');
   const policies = createPolicyRegistry(db.sql, { cacheMs: 0 });
-  const app = createApp({ sql: db.sql, log: silentLogger, verifier: createVerifier(db.sql, { audience: 'sluice', cacheMs: 0 }), policies });
+  // TEST_LOG_LEVEL=debug shows the server's logs (e.g. the cause of an unexpected 500).
+  const log = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', pretty: false });
+  const app = createApp({ sql: db.sql, log, verifier: createVerifier(db.sql, { audience: 'sluice', cacheMs: 0 }), policies });
 
   const token = (vo?: string, account = 'admin') => mintToken(issuer, { vo, account: vo ? account : undefined, lifetimeSeconds: 600, audience: 'sluice' });
   const rootToken = await token();
