@@ -13,6 +13,7 @@ import { didRoutes } from './dids.ts';
 import { endpointRoutes } from './endpoints.ts';
 import { replicaRoutes } from './replicas.ts';
 import { rseRoutes } from './rses.ts';
+import { requestRoutes } from './requests.ts';
 import { ruleRoutes } from './rules.ts';
 import { limitRoutes } from './limits.ts';
 import { linkRoutes } from './links.ts';
@@ -91,6 +92,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<AppEnv> {
   app.route('/v1/dids', didRoutes(deps));
   app.route('/v1/replicas', replicaRoutes(deps));
   app.route('/v1/rules', ruleRoutes(deps));
+  app.route('/v1/requests', requestRoutes(deps));
   app.route('/v1/accounts', limitRoutes(deps));
   app.route('/v1/links', linkRoutes(deps));
   app.route('/v1/links', linkStatsRoutes(deps));
