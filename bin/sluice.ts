@@ -8,6 +8,7 @@ import * as fixtures from './commands/fixtures.ts';
 import * as service from './commands/service.ts';
 import * as storage from './commands/storage.ts';
 import * as tenancy from './commands/tenancy.ts';
+import * as transfers from './commands/transfers.ts';
 
 const program = new Command();
 program
@@ -22,7 +23,7 @@ program
   .showHelpAfterError();
 
 const cli = createCli(program);
-for (const m of [service, tenancy, storage, catalogue, fixtures, data]) m.register(program, cli);
+for (const m of [service, tenancy, storage, catalogue, fixtures, data, transfers]) m.register(program, cli);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   if (e instanceof ApiError) console.error(`error ${e.code}: ${e.message}`);
