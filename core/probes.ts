@@ -195,26 +195,27 @@ export async function endpointAvailability(sql: Sql, name: string, days: number)
   if (!ep) throw new NotFound('EndpointNotFound', `storage endpoint '${name}' does not exist`);
   return sql<DailyAvailability[]>`
     with days as (
-      select d as day, d + interval '1 day' as day_end
-      from generate_series(date_trunc('day', now() at time zone 'utc') - make_interval(days => ${days - 1}),
-                           date_trunc('day', now() at time zone 'utc'), interval '1 day') d
+      -- timestamptz throughout; days are UTC days whatever the session's time zone
+      select d as day, d + interval '24 hours' as day_end
+      from generate_series(date_trunc('day', now(), 'UTC') - make_interval(hours => 24 * (${days}::int - 1)),
+                           date_trunc('day', now(), 'UTC'), interval '24 hours') d
     ), seg as (
       select status, at as s, coalesce(lead(at) over (order by at, id), now()) as e
       from endpoint_status_log where endpoint_id = ${ep.id}
     ), per_day as (
       select d.day,
-             coalesce(sum(greatest(0, extract(epoch from least(s.e, d.day_end at time zone 'utc') - greatest(s.s, d.day at time zone 'utc')))), 0) as observed,
-             coalesce(sum(greatest(0, extract(epoch from least(s.e, d.day_end at time zone 'utc') - greatest(s.s, d.day at time zone 'utc'))))
-                      filter (where s.status in ('ok', 'degraded')), 0) as up
-      from days d left join seg s on s.s < d.day_end at time zone 'utc' and s.e > d.day at time zone 'utc'
+             -- filter: least/greatest skip nulls, so a day with no segment would count whole
+             coalesce(sum(extract(epoch from least(s.e, d.day_end) - greatest(s.s, d.day))) filter (where s.s is not null), 0) as observed,
+             coalesce(sum(extract(epoch from least(s.e, d.day_end) - greatest(s.s, d.day))) filter (where s.status in ('ok', 'degraded')), 0) as up
+      from days d left join seg s on s.s < d.day_end and s.e > d.day
       group by d.day
     ), probes as (
-      select date_trunc('day', finished_at at time zone 'utc') as day, count(*)::int as n, (count(*) filter (where not ok))::int as failed
-      from endpoint_probes where endpoint_id = ${ep.id}
-        and finished_at >= (date_trunc('day', now() at time zone 'utc') - make_interval(days => ${days - 1})) at time zone 'utc'
+      select date_trunc('day', finished_at, 'UTC') as day, count(*)::int as n, (count(*) filter (where not ok))::int as failed
+      from endpoint_probes
+      where endpoint_id = ${ep.id} and finished_at >= date_trunc('day', now(), 'UTC') - make_interval(hours => 24 * (${days}::int - 1))
       group by 1
     )
-    select to_char(p.day, 'YYYY-MM-DD') as day,
+    select to_char(p.day at time zone 'UTC', 'YYYY-MM-DD') as day,
            case when p.observed > 0 then round((p.up / p.observed)::numeric, 6)::float8 end as availability,
            case when p.observed > 0 then round((p.up / p.observed)::numeric, 6)::float8 end as reliability,
            round(p.observed)::int as observed_seconds, round(p.up)::int as up_seconds,
