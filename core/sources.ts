@@ -4,6 +4,8 @@
  */
 import type { Sql, TransactionSql } from './db.ts';
 import { createRseIndex, evaluateRseExpression, type RseCandidate } from './rse-expression.ts';
+import type { ResolvedPolicy } from '../policies/registry.ts';
+import type { SourceContext } from '../policies/types.ts';
 
 export interface SourceCandidate {
   rseId: number;
@@ -121,4 +123,35 @@ export async function linkHealth(
     from links l where l.id = any(${linkIds}::bigint[])`;
   for (const r of rows) out.set(r.id, { failureRate: r.failure_rate, queued: r.queued, limit: r.limit_active });
   return out;
+}
+
+/**
+ * Policy packages (issue 7): the VO's `rankSources` hook on top of the ranking above. `ranked` is
+ * rankSources' output; `rses` gives each candidate's name and attributes. The package may drop
+ * candidates and, with an ordered answer, reorder them; `{ only }` keeps Sluice's order among the
+ * kept ones. An empty result means no usable source (the request waits with `reason`). A hook
+ * failure is a PolicyError for the caller to record on that request only.
+ *
+ * Call point: core/requests.ts prepareRequests, right after `rankSources(...)` for each request
+ * (with the policy from `policies.forVo(r.vo)`), before `best` is taken from `ranked[0]`.
+ */
+export async function applyPolicySourceRanking(
+  policy: Pick<ResolvedPolicy, 'name' | 'hooks' | 'rankSources'>,
+  ranked: SourceCandidate[],
+  rses: ReadonlyMap<number, { name: string; attributes: Record<string, string> }>,
+  ctx: SourceContext,
+): Promise<{ ranked: SourceCandidate[]; reason?: string }> {
+  if (!policy.hooks.has('rankSources') || ranked.length === 0) return { ranked };
+  const named = ranked.map((c) => ({ c, rse: rses.get(c.rseId) }));
+  const candidates = named.flatMap(({ c, rse }) => (rse ? [{ name: rse.name, attributes: rse.attributes, distance: c.distance }] : []));
+  const decision = await policy.rankSources(candidates, ctx);
+  if (!decision) return { ranked };
+  const byName = new Map(named.filter((n) => n.rse).map((n) => [n.rse!.name, n.c]));
+  const kept = decision.ordered
+    ? decision.names.map((n) => byName.get(n)!)
+    : named.filter((n) => n.rse && decision.names.includes(n.rse.name)).map((n) => n.c);
+  if (kept.length === 0) {
+    return { ranked: [], reason: `policy '${policy.name}' rankSources kept none of the sources ${candidates.map((c) => c.name).join(', ')}; waiting for another replica` };
+  }
+  return { ranked: kept };
 }
