@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the third-party servers and clients the interop tests run against (Debian bookworm,
-# as root): XRootD 5.5 with the HTTP-TPC plugin, Apache mod_dav, davix and gfal2. s3rver comes
-# from package.json, not from here. Idempotent and quick when everything is present.
+# as root): XRootD 5.5 with the HTTP-TPC plugin, Apache mod_dav, davix and gfal2; chromium for the
+# dashboard's browser test (driven by playwright-core from package.json) and prometheus for
+# `promtool check metrics`. s3rver comes from package.json, not from here. Idempotent and quick when everything is present.
 # Without root or apt-get it prints why and exits 0: the interop tests then report themselves skipped.
 set -euo pipefail
 pkgs=(xrootd-server xrootd-server-plugins xrootd-plugins xrootd-client apache2 davix
-      gfal2-util-scripts python3-gfal2-util gfal2-plugin-http gfal2-plugin-file openssl curl ca-certificates)
+      gfal2-util-scripts python3-gfal2-util gfal2-plugin-http gfal2-plugin-file openssl curl ca-certificates
+      chromium prometheus)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import Table from 'cli-table3';
+import { SingleBar, Presets } from 'cli-progress';
 import { loadConfig, type Config } from '../core/config.ts';
 import { createClient, type Client } from './client.ts';
 
@@ -105,3 +106,61 @@ export const int = (v: string) => {
   if (!Number.isInteger(n)) throw new Error(`'${v}' is not an integer`);
   return n;
 };
+
+export interface Progress {
+  /** Moves the bar to `done` (same unit as total: bytes or files). */
+  update(done: number, extra?: { total?: number; label?: string }): void;
+  increment(by?: number): void;
+  stop(): void;
+}
+
+/**
+ * A progress bar for long-running commands (uploads, downloads, `rule show --watch`): on a
+ * terminal a live bar on stderr, so stdout stays clean for --json; elsewhere (CI logs, pipes)
+ * nothing at all. `unit: 'bytes'` shows sizes and rates.
+ */
+export function progressBar(total: number, options: { label?: string; unit?: 'bytes' | 'files' } = {}): Progress {
+  if (!process.stderr.isTTY) return { update() {}, increment() {}, stop() {} };
+  const bytes = options.unit === 'bytes';
+  const bar = new SingleBar(
+    {
+      stream: process.stderr,
+      hideCursor: true,
+      clearOnComplete: false,
+      format: `{label} [{bar}] {percentage}% | {value_h}/{total_h}${bytes ? ' | {speed}' : ''} | ETA {eta_formatted}`,
+      formatValue: (v, _o, type) => (bytes && (type === 'value' || type === 'total') ? humanBytes(v) : String(v)),
+    },
+    Presets.shades_classic,
+  );
+  const started = Date.now();
+  const payload = (done: number, label = options.label ?? '') => ({
+    label,
+    value_h: bytes ? humanBytes(done) : String(done),
+    total_h: bytes ? humanBytes(bar.getTotal()) : String(bar.getTotal()),
+    speed: `${humanBytes(done / Math.max(0.001, (Date.now() - started) / 1000))}/s`,
+  });
+  bar.start(total, 0, payload(0));
+  return {
+    update(done, extra = {}) {
+      if (extra.total !== undefined) bar.setTotal(extra.total);
+      bar.update(done, payload(done, extra.label));
+    },
+    increment(by = 1) {
+      bar.increment(by);
+    },
+    stop() {
+      bar.stop();
+    },
+  };
+}
+
+export function humanBytes(n: number): string {
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = n;
+  let i = 0;
+  while (Math.abs(v) >= 1024 && i < u.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(i === 0 || v >= 100 ? 0 : 1)} ${u[i]}`;
+}

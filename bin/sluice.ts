@@ -5,6 +5,7 @@ import { createCli } from './cli.ts';
 import * as catalogue from './commands/catalogue.ts';
 import * as data from './commands/data.ts';
 import * as fixtures from './commands/fixtures.ts';
+import * as links from './commands/links.ts';
 import * as service from './commands/service.ts';
 import * as storage from './commands/storage.ts';
 import * as tenancy from './commands/tenancy.ts';
@@ -23,7 +24,7 @@ program
   .showHelpAfterError();
 
 const cli = createCli(program);
-for (const m of [service, tenancy, storage, catalogue, fixtures, data, transfers]) m.register(program, cli);
+for (const m of [service, tenancy, storage, catalogue, fixtures, data, transfers, links]) m.register(program, cli);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   if (e instanceof ApiError) console.error(`error ${e.code}: ${e.message}`);

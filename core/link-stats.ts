@@ -164,10 +164,13 @@ export async function linkStats(sql: Sql, linkId: number, q: { from: Date; to: D
     from binned b left join cls c using (t, vo)
     group by b.t, b.vo, c.failed_by_class
     order by b.t, b.vo`;
+  const nowMs = Date.now();
+  // The bucket still in progress is divided by the time elapsed in it, not by the whole step.
+  const seconds = (t: Date) => Math.max(1, Math.min(step, (nowMs - t.getTime()) / 1000));
   const point = (t: Date, r: Omit<Row, 't' | 'vo'>): StatsPoint => ({
     t,
     bytes: r.bytes,
-    bytes_per_second: Math.round((r.bytes / step) * 100) / 100,
+    bytes_per_second: Math.round((r.bytes / seconds(t)) * 100) / 100,
     files_done: r.files_done,
     files_failed: r.files_failed,
     failed_by_class: r.failed_by_class,
