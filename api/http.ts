@@ -34,7 +34,8 @@ export function validationError(error: z.ZodError): InvalidInput {
     });
   }
   const field = [...path].reverse().find((p) => !/^\d+$/.test(p));
-  const code = (field && FIELD_CODES[field]) ?? 'InvalidInput';
+  // Not `field && ...`: an empty record key ('' in the path) made the code '' (found by test/fuzz).
+  const code = (field ? FIELD_CODES[field] : undefined) ?? 'InvalidInput';
   const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problem${error.issues.length > 2 ? 's' : ''})` : '';
   return new InvalidInput(code, `${where}: ${issue.message}${more}`, { details: { path } });
 }

@@ -3,10 +3,8 @@ import { loadOrCreateLocalIssuer, mintToken } from '../../core/auth.ts';
 import { createLogger } from '../../core/log.ts';
 import { openDatabase } from '../../core/runtime.ts';
 import { serveApi } from '../../api/server.ts';
-import type { Sql } from '../../core/db.ts';
-import type { Logger } from '../../core/log.ts';
-import { DAEMONS, isDaemonName, type DaemonName, type RunnableDaemon } from '../../daemons/index.ts';
-import { createPolicyRegistry } from '../../policies/registry.ts';
+import { DAEMONS, isDaemonName, type DaemonName } from '../../daemons/index.ts';
+import { startDaemons, untilSignal } from '../process.ts';
 import { type Cli, int } from '../cli.ts';
 
 export function register(program: Command, cli: Cli): void {
@@ -50,29 +48,6 @@ export function register(program: Command, cli: Cli): void {
         await db.close();
       });
     });
-
-  /**
-   * Starts daemons in this process. stop(): the loops stop (no new claims), daemons with work in
-   * flight drain within the grace (the rest of their work goes back to the queue), then resolve.
-   */
-  function startDaemons(sql: Sql, log: Logger, names: DaemonName[]) {
-    const policies = createPolicyRegistry(sql);
-    const ac = new AbortController();
-    const running: Array<{ name: string; daemon: RunnableDaemon; done: Promise<void> }> = [];
-    for (const name of names) {
-      const daemon: RunnableDaemon = DAEMONS[name]({ sql, log: log.child({ daemon: name }), policies });
-      const done = daemon.run(ac.signal).catch((err: unknown) => log.error({ err, daemon: name }, 'daemon stopped with an error'));
-      running.push({ name, daemon, done });
-    }
-    log.info({ daemons: names }, 'daemons started');
-    return {
-      async stop(graceMs: number) {
-        ac.abort();
-        await Promise.all(running.map((r) => r.daemon.drain?.(graceMs)));
-        await Promise.all(running.map((r) => r.done));
-      },
-    };
-  }
 
   program
     .command('api')
@@ -119,24 +94,4 @@ export function register(program: Command, cli: Cli): void {
         }),
       );
     });
-
-  async function untilSignal(log: ReturnType<typeof createLogger>, stop: () => Promise<void>): Promise<void> {
-    await new Promise<void>((resolve) => {
-      let stopping = false;
-      const onSignal = (signal: string) => {
-        if (stopping) {
-          log.warn('second signal: exiting now');
-          process.exit(1);
-        }
-        stopping = true;
-        log.info({ signal }, 'shutting down');
-        stop().then(resolve, (e) => {
-          log.error({ err: e }, 'shutdown failed');
-          resolve();
-        });
-      };
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-    });
-  }
 }

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, expectOk, type TestApp } from '../helpers/app.ts';
+import { CATALOGUE_TABLES, snapshot as digest } from '../helpers/snapshot.ts';
 
 /**
  * One VO can never read or change another's rows. VO "atlas" owns uniquely named things; VO
@@ -32,16 +33,8 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-/** A digest of every row the database holds: any write shows up as a change. */
-async function snapshot(): Promise<string> {
-  const tables = ['vos', 'issuers', 'accounts', 'scopes', 'storage_endpoints', 'rses', 'rse_attributes', 'distances', 'dids', 'did_contents', 'replicas', 'bad_replicas'];
-  const parts: string[] = [];
-  for (const table of tables) {
-    const [row] = await t.sql<{ d: string }[]>`select coalesce(md5(string_agg(x::text, '|' order by x::text)), '') as d from ${t.sql(table)} x`;
-    parts.push(`${table}:${row.d}`);
-  }
-  return parts.join(',');
-}
+/** A digest of every row of the catalogue: any write shows up as a change. */
+const snapshot = () => digest(t.sql, CATALOGUE_TABLES);
 
 type Case = { method: string; path: string; route: string; body?: unknown; token?: () => string };
 
