@@ -16,6 +16,7 @@ const GROUPS: Record<string, Group> = {
   catalogue: async () => (await import('./catalogue.ts')).runCatalogueBench(),
   'rse-expression': async () => (await import('./rse-expression.ts')).runRseExpressionBench(),
   links: async () => (await import('./links-sim.ts')).runLinksSimulation(),
+  conveyor: async () => (await import('./conveyor.ts')).runConveyorBench(),
 };
 
 async function main() {
