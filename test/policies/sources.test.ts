@@ -10,7 +10,7 @@ beforeAll(async () => {
 });
 afterAll(() => runNumber.close());
 
-const rses = new Map([
+const rses = new Map<number, { name: string; attributes: Record<string, string> }>([
   [1, { name: 'NEAR_TAPE', attributes: { type: 'TAPE' } }],
   [2, { name: 'FAR_DISK', attributes: { type: 'DISK' } }],
   [3, { name: 'MID', attributes: {} }],
