@@ -17,6 +17,7 @@ const GROUPS: Record<string, Group> = {
   'rse-expression': async () => (await import('./rse-expression.ts')).runRseExpressionBench(),
   links: async () => (await import('./links-sim.ts')).runLinksSimulation(),
   conveyor: async () => (await import('./conveyor.ts')).runConveyorBench(),
+  'api-load': async () => (await import('./api-load.ts')).runApiLoadBench(),
 };
 
 async function main() {

@@ -1,33 +1,39 @@
 import type { Command } from 'commander';
-import cliProgress from 'cli-progress';
 import { downloadDids, type DownloadEvent } from '../../core/download.ts';
 import { uploadFiles, type UploadEvent } from '../../core/upload.ts';
-import { type Cli, int, parseDid } from '../cli.ts';
+import { type Cli, int, parseDid, progressBar } from '../cli.ts';
 
 /**
- * Progress for people, plain lines for logs and scripts: bars (cli-progress, on stderr) when
- * stderr is a TTY and --json is off, else one line per finished file.
+ * Progress: on a terminal, one bar over all bytes (bin/cli.ts progressBar, on stderr) and the
+ * failures listed at the end; elsewhere one plain line per file (on stderr under --json, so that
+ * stdout stays one JSON document).
  */
-function progress(json: boolean) {
-  if (json || process.stderr.isTTY !== true) {
-    // Plain lines: on stdout for logs, on stderr under --json so that stdout stays one JSON document.
-    const log = (s: string) => (json ? console.error(s) : console.log(s));
-    return { start: (_k: string, _t: number) => {}, update: (_k: string, _n: number) => {}, stop: (_k: string) => {}, log, close: () => {} };
-  }
-  const multi = new cliProgress.MultiBar(
-    { format: ' {bar} {percentage}% | {value}/{total} B | {did}', hideCursor: true, clearOnComplete: false, stream: process.stderr },
-    cliProgress.Presets.shades_classic,
-  );
-  const bars = new Map<string, cliProgress.SingleBar>();
+function progress(json: boolean, label: string) {
+  const tty = !json && process.stderr.isTTY === true;
+  const done = new Map<string, number>();
+  let total = 0;
+  const bar = tty ? progressBar(0, { label, unit: 'bytes' }) : undefined;
+  const failures: string[] = [];
+  const sum = () => [...done.values()].reduce((a, b) => a + b, 0);
   return {
-    start: (key: string, total: number) => bars.set(key, multi.create(Math.max(total, 1), 0, { did: key })),
-    update: (key: string, n: number) => bars.get(key)?.update(n),
-    stop: (key: string) => {
-      const b = bars.get(key);
-      if (b) b.update(b.getTotal());
+    add(bytes: number) {
+      total += bytes;
+      bar?.update(sum(), { total });
     },
-    log: (s: string) => multi.log(`${s}\n`),
-    close: () => multi.stop(),
+    update(key: string, n: number) {
+      done.set(key, n);
+      bar?.update(sum(), { total });
+    },
+    line(text: string, failed = false) {
+      if (tty) {
+        if (failed) failures.push(text);
+      } else if (json) console.error(text);
+      else console.log(text);
+    },
+    close() {
+      bar?.stop();
+      for (const f of failures.splice(0)) console.error(f);
+    },
   };
 }
 
@@ -56,7 +62,7 @@ export function register(program: Command, cli: Cli): void {
     .option('--concurrency <n>', 'files in flight at once', int, 2)
     .action(async (files: string[], o: { rse: string; scope: string; dataset?: string; concurrency: number }) => {
       const json = cli.globals().json ?? false;
-      const bars = progress(json);
+      const bars = progress(json, `upload ${files.length} file${files.length === 1 ? '' : 's'} to ${o.rse}`);
       const stop = interruptible();
       try {
         const report = await uploadFiles(cli.client(), {
@@ -67,12 +73,13 @@ export function register(program: Command, cli: Cli): void {
           concurrency: o.concurrency,
           signal: stop.signal,
           onEvent: (e: UploadEvent) => {
-            if (e.type === 'start') bars.start(e.did, e.bytes);
+            if (e.type === 'start') bars.add(e.bytes);
             else if (e.type === 'progress') bars.update(e.did, e.bytes);
             else {
-              bars.stop(e.did);
               const r = e.result;
-              bars.log(r.status === 'failed' ? `failed   ${e.did}: ${r.error}${r.leftover ? ` (${r.leftover})` : ''}` : `${r.status.padEnd(8)} ${e.did} ${r.bytes} B adler32 ${r.adler32}`);
+              bars.update(e.did, r.bytes);
+              if (r.status === 'failed') bars.line(`failed   ${e.did}: ${r.error}${r.leftover ? ` (${r.leftover})` : ''}`, true);
+              else bars.line(`${r.status.padEnd(8)} ${e.did} ${r.bytes} B adler32 ${r.adler32}`);
             }
           },
         });
@@ -101,7 +108,7 @@ export function register(program: Command, cli: Cli): void {
     .option('--concurrency <n>', 'files in flight at once', int, 2)
     .action(async (dids: string[], o: { dir: string; from?: string; flat?: boolean; concurrency: number }) => {
       const json = cli.globals().json ?? false;
-      const bars = progress(json);
+      const bars = progress(json, `download into ${o.dir}`);
       const stop = interruptible();
       try {
         const results = await downloadDids(cli.client(), {
@@ -112,13 +119,16 @@ export function register(program: Command, cli: Cli): void {
           concurrency: o.concurrency,
           signal: stop.signal,
           onEvent: (e: DownloadEvent) => {
-            if (e.type === 'start') bars.start(e.did, e.bytes);
+            if (e.type === 'start') bars.add(e.bytes);
             else if (e.type === 'progress') bars.update(e.did, e.bytes);
-            else if (e.type === 'retry') bars.log(`retry    ${e.did}: ${e.rse} failed (${e.error}); trying the next replica`);
-            else {
-              bars.stop(e.did);
+            else if (e.type === 'retry') {
+              bars.update(e.did, 0);
+              bars.line(`retry    ${e.did}: ${e.rse} failed (${e.error}); trying the next replica`);
+            } else {
               const r = e.result;
-              bars.log(r.status === 'failed' ? `failed   ${e.did}: ${r.error}` : `${r.status.padEnd(10)} ${e.did} -> ${r.path}${r.rse ? ` (from ${r.rse})` : ''}`);
+              bars.update(e.did, r.bytes);
+              if (r.status === 'failed') bars.line(`failed   ${e.did}: ${r.error}`, true);
+              else bars.line(`${r.status.padEnd(10)} ${e.did} -> ${r.path}${r.rse ? ` (from ${r.rse})` : ''}`);
             }
           },
         });
