@@ -445,9 +445,9 @@ export class HttpStorageClient implements StorageClient {
 
   /** Drops the directory cache entry for `dir` (after a ParentMissing) so the next call MKCOLs again. */
   forgetDir(dir: string): void {
-    const parts = splitPath(dir);
-    for (const key of [...this.knownDirs.keys()]) {
-      if (key === parts.join('/') || key.startsWith(`${parts.join('/')}/`)) this.knownDirs.delete(key);
+    const key = this.dirKey([...this.prefix, ...splitPath(dir)]);
+    for (const k of [...this.knownDirs.keys()]) {
+      if (k === key || k.startsWith(`${key}/`)) this.knownDirs.delete(k);
     }
   }
 
@@ -456,15 +456,21 @@ export class HttpStorageClient implements StorageClient {
     await this.mkcol(parts.slice(0, -1), d);
   }
 
+  /** Makes the collection at `parts` below the RSE root, creating missing ancestors first. */
   private async mkcol(parts: string[], d: Deadline): Promise<void> {
-    if (parts.length === 0 && this.prefix.length === 0) return;
-    const key = parts.join('/');
+    await this.mkcolAbsolute([...this.prefix, ...parts], d);
+  }
+
+  // Works on the absolute path so that a missing RSE prefix (a fresh site, a new VO area) is
+  // created too; the server root itself is never MKCOLed.
+  private async mkcolAbsolute(full: string[], d: Deadline): Promise<void> {
+    if (full.length === 0) return;
+    const key = this.dirKey(full);
     const known = this.knownDirs.get(key);
     if (known !== undefined && known > Date.now()) return;
-    const rel = parts.join('/');
-    const url = this.url(rel);
+    const path = joinUrlPath(full);
     for (let attempt = 0; ; attempt++) {
-      const res = await this.send(d, 'MKCOL', this.urlPath(rel), { phase: 'destination' });
+      const res = await this.send(d, 'MKCOL', path, { phase: 'destination' });
       const text = await readText(res);
       // 201 created (XRootD also answers 201 for an existing one); 405 = already exists (RFC 4918).
       if (res.statusCode === 201 || res.statusCode === 200 || res.statusCode === 204 || res.statusCode === 405) {
@@ -472,15 +478,19 @@ export class HttpStorageClient implements StorageClient {
         return;
       }
       // 409 (RFC 4918; rclone says 404) = an intermediate collection is missing.
-      if ((res.statusCode === 409 || res.statusCode === 404) && attempt === 0 && parts.length > 0) {
-        await this.mkcol(parts.slice(0, -1), d);
+      if ((res.statusCode === 409 || res.statusCode === 404) && attempt === 0 && full.length > 1) {
+        await this.mkcolAbsolute(full.slice(0, -1), d);
         continue;
       }
-      throw statusError(res.statusCode, 'destination', `MKCOL ${url}`, {
+      throw statusError(res.statusCode, 'destination', `MKCOL ${this.origin}${path}`, {
         body: text,
         ...(res.statusCode === 409 ? { code: 'ParentMissing' as const } : {}),
       });
     }
+  }
+
+  private dirKey(full: string[]): string {
+    return full.join('/');
   }
 
   private async cleanup(path: string): Promise<void> {
