@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Sql } from '../core/db.ts';
 import type { Logger } from '../core/log.ts';
 import { DAEMONS, type DaemonName, type RunnableDaemon } from '../daemons/index.ts';
@@ -10,6 +11,8 @@ import { createPolicyRegistry } from '../policies/registry.ts';
 export function startDaemons(sql: Sql, log: Logger, names: DaemonName[]) {
   const policies = createPolicyRegistry(sql);
   const ac = new AbortController();
+  // Every running transfer listens on this one signal; hundreds at once are expected.
+  setMaxListeners(0, ac.signal);
   const running: Array<{ name: string; daemon: RunnableDaemon; done: Promise<void> }> = [];
   for (const name of names) {
     const daemon: RunnableDaemon = DAEMONS[name]({ sql, log: log.child({ daemon: name }), policies });

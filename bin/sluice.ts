@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { ApiError } from './client.ts';
 import { createCli } from './cli.ts';
 import * as catalogue from './commands/catalogue.ts';
+import * as demo from './commands/demo.ts';
 import * as data from './commands/data.ts';
 import * as fixtures from './commands/fixtures.ts';
 import * as links from './commands/links.ts';
@@ -24,7 +25,7 @@ program
   .showHelpAfterError();
 
 const cli = createCli(program);
-for (const m of [service, tenancy, storage, catalogue, fixtures, data, transfers, links]) m.register(program, cli);
+for (const m of [service, tenancy, storage, catalogue, fixtures, data, transfers, links, demo]) m.register(program, cli);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   if (e instanceof ApiError) console.error(`error ${e.code}: ${e.message}`);

@@ -103,9 +103,12 @@ export async function addRse(sql: Sql, vo: string, r: NewRse): Promise<Rse> {
       // Endpoints are shared: an RSE whose area contains, or lies inside, another VO's area would
       // let that VO read, overwrite or reap the other's files. Serialised per endpoint.
       await tx`select pg_advisory_xact_lock(hashtext('sluice.rse-prefix'), ${ep.id}::int)`;
+      // On S3 an area is bucket + prefix: VOs with buckets of their own never overlap.
+      const bucket = typeof r.protocol_settings?.bucket === 'string' ? r.protocol_settings.bucket : '';
       const [clash] = await tx<{ n: number }[]>`
         select 1 as n from rses
         where endpoint_id = ${ep.id} and vo <> ${vo} and deleted_at is null
+          and coalesce(protocol_settings ->> 'bucket', '') = ${bucket}
           and (starts_with(prefix, ${prefix}) or starts_with(${prefix}, prefix))
         limit 1`;
       if (clash) {
