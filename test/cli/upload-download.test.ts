@@ -133,7 +133,8 @@ describe('sluice upload / download', () => {
     for (const f of files) expect(await readFile(join(dst, 'data', f.split('/').pop()!))).toEqual(await readFile(f));
     // Only verified files under their final names: no temporary files left.
     expect((await listFilesUnder(dst)).sort()).toEqual(files.map((f) => join(dst, 'data', f.split('/').pop()!)).sort());
-  });
+    // Two CLI child processes (tsx start-up each): slow on a loaded 2-core machine.
+  }, 120_000);
 
   it('refuses to upload different bytes under an existing name', async () => {
     const src = await mkdtemp(join(work, 'src-'));
