@@ -113,7 +113,7 @@ export function placeUnits(candidates: PlacementCandidate[], units: PlacementUni
     // Excluded RSEs are marked chosen (2) for this unit only, so every path below skips them.
     if (unit.exclude) for (const i of unit.exclude) chosen[i] = 2;
     if (unit.pinned) {
-      for (const i of unit.pinned) if (k < copies && chosen[i] === 0 && weights[i] > 0) ((chosen[i] = 1), (picks[k++] = i));
+      for (const i of unit.pinned) if (k < copies && fits(i)) ((chosen[i] = 1), (picks[k++] = i));
     }
     if (k < copies && unit.present && unit.present.size) {
       const ranked = [...unit.present.entries()].filter(([i]) => fits(i)).sort((a, b) => b[1] - a[1] || a[0] - b[0]);

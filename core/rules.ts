@@ -261,22 +261,30 @@ async function missingFiles(tx: TransactionSql, rule: RuleRow, candidateIds: num
     files as (
       select distinct on (scope, name) scope, name, ds_scope, ds_name from tree where type = 'FILE'
       order by scope, name, ds_scope, ds_name
+    ),
+    -- EXCEPT (hash or sort, always linear-ish) rather than NOT EXISTS: right after a big rule
+    -- the planner's statistics on locks are stale and a nested loop over them is quadratic.
+    todo as (
+      select scope, name from files
+      except
+      select scope, name from locks where rule_id = ${rule.id}::uuid
     )
     select f.scope, f.name, d.bytes, d.adler32, f.ds_scope, f.ds_name,
            array(select r.rse_id::int from replicas r
                  where r.vo = ${rule.vo} and r.scope = f.scope and r.name = f.name
                    and r.state in ('AVAILABLE', 'COPYING') and r.rse_id = any(${candidateIds}::bigint[])) as present
-    from files f join dids d on d.vo = ${rule.vo} and d.scope = f.scope and d.name = f.name
-    where not exists (select 1 from locks l where l.rule_id = ${rule.id}::uuid and l.scope = f.scope and l.name = f.name)`;
+    from todo t
+    join files f on f.scope = t.scope and f.name = t.name
+    join dids d on d.vo = ${rule.vo} and d.scope = f.scope and d.name = f.name`;
 }
 
 /** Locks of files no longer below the rule's DID (detached). */
 async function orphanedFiles(tx: TransactionSql, rule: RuleRow): Promise<{ scope: string; name: string }[]> {
   return tx<{ scope: string; name: string }[]>`
     with recursive ${treeCte(tx, rule.vo, rule)}
-    select distinct l.scope, l.name from locks l
-    where l.rule_id = ${rule.id}::uuid
-      and not exists (select 1 from tree t where t.type = 'FILE' and t.scope = l.scope and t.name = l.name)`;
+    select scope, name from locks where rule_id = ${rule.id}::uuid
+    except
+    select scope, name from tree where type = 'FILE'`;
 }
 
 // ---------------------------------------------------------------------------------------------
