@@ -97,10 +97,9 @@ export function createReaper(deps: ReaperDeps, options: ReaperOptions = {}): Dae
     const client = makeClient(storageConfigFor(rse));
     type Claimed = { scope: string; name: string; path: string; old_state: string; bytes: number };
     const claimed = await sql<Claimed[]>`
-      with due as (
-        select r.vo, r.scope, r.name, r.rse_id, r.state as old_state, r.path, d.bytes,
-               sum(d.bytes) over (order by r.tombstone, r.scope, r.name) - d.bytes as before
-        from replicas r join dids d on d.vo = r.vo and d.scope = r.scope and d.name = r.name
+      with locked as (
+        select r.vo, r.scope, r.name, r.rse_id, r.state as old_state, r.path, r.tombstone
+        from replicas r
         where r.rse_id = ${rse.id} and r.tombstone <= now() and r.lock_cnt = 0
           and (r.state <> 'BEING_DELETED' or r.updated_at < now() - make_interval(secs => ${stale}))
           and not exists (select 1 from requests q where q.vo = r.vo and q.scope = r.scope and q.name = r.name
@@ -108,6 +107,10 @@ export function createReaper(deps: ReaperDeps, options: ReaperOptions = {}): Dae
         order by r.tombstone, r.scope, r.name
         limit ${batch}
         for update of r skip locked
+      ), due as (
+        -- oldest first, only as many as free the bytes needed
+        select l.*, d.bytes, sum(d.bytes) over (order by l.tombstone, l.scope, l.name) - d.bytes as before
+        from locked l join dids d on d.vo = l.vo and d.scope = l.scope and d.name = l.name
       )
       update replicas r set state = 'BEING_DELETED', updated_at = now()
       from due
