@@ -18,6 +18,7 @@
  * (macaroons, SciTokens) would replace it where the storage supports them.
  */
 import { createRoute, z } from '@hono/zod-openapi';
+import { storageConfigFor } from '../core/storage.ts';
 import { getEndpoint, type Endpoint } from '../core/endpoints.ts';
 import { Conflict, InvalidInput, SluiceError } from '../core/errors.ts';
 import type { Sql } from '../core/db.ts';
@@ -65,22 +66,6 @@ const DownloadFile = z
   .object({ scope: z.string(), name: z.string(), bytes: z.number(), adler32: z.string(), md5: z.string().nullable(), sources: z.array(Source) })
   .openapi('DownloadPlanFile');
 const Expiry = z.coerce.number().int().min(60).max(MAX_EXPIRY_S);
-
-/** An RSE with its secrets and its endpoint: what the protocol layer needs. */
-export function storageConfigOf(rse: Rse, endpoint: Endpoint): StorageConfig {
-  const p = rse.protocol_settings;
-  const e = endpoint.settings ?? {};
-  const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
-  const settings: StorageSettings = {
-    bucket: str(p.bucket),
-    region: str(p.region),
-    accessKeyId: str(p.access_key_id),
-    secretAccessKey: str(p.secret_access_key),
-    forcePathStyle: typeof p.force_path_style === 'boolean' ? p.force_path_style : undefined,
-    token: str(p.token) ?? str(e.token),
-  };
-  return { kind: rse.kind, url: endpoint.url, prefix: rse.prefix, tpc: endpoint.tpc, settings };
-}
 
 /**
  * Paths of files on a deterministic RSE from the VO's policy, validated as registration does.
@@ -143,7 +128,7 @@ interface Signer {
 
 /** Presigns (S3) or hands out URL + bearer (HTTP) for paths on one RSE; no storage I/O. */
 function signerFor(rse: Rse, endpoint: Endpoint, expiresIn: number): Signer {
-  const cfg = storageConfigOf(rse, endpoint);
+  const cfg = storageConfigFor({ ...rse, url: endpoint.url, tpc: endpoint.tpc, settings: endpoint.settings });
   let client;
   try {
     client = createStorageClient(cfg);

@@ -18,7 +18,7 @@ import type { Sql } from '../core/db.ts';
 import type { Logger } from '../core/log.ts';
 import { recordProbeRound, type ProbeResult, type StatusPolicy } from '../core/probes.ts';
 import { createStorageClient, isTransferError, type StorageClient, type StorageConfig } from '../protocols/index.ts';
-import { storageConfigFor } from './reaper.ts';
+import { storageConfigFor } from '../core/storage.ts';
 import { runLoop, type Daemon } from './loop.ts';
 
 export interface EndpointProberOptions {
