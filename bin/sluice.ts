@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { ApiError } from './client.ts';
 import { createCli } from './cli.ts';
 import * as catalogue from './commands/catalogue.ts';
+import * as rules from './commands/rules.ts';
 import * as demo from './commands/demo.ts';
 import * as data from './commands/data.ts';
 import * as fixtures from './commands/fixtures.ts';
@@ -25,7 +26,7 @@ program
   .showHelpAfterError();
 
 const cli = createCli(program);
-for (const m of [service, tenancy, storage, catalogue, fixtures, data, transfers, links, demo]) m.register(program, cli);
+for (const m of [service, tenancy, storage, catalogue, rules, fixtures, data, transfers, links, demo]) m.register(program, cli);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   if (e instanceof ApiError) console.error(`error ${e.code}: ${e.message}`);

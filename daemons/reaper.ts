@@ -14,7 +14,8 @@
 import pLimit from 'p-limit';
 import type { Sql } from '../core/db.ts';
 import type { Logger } from '../core/log.ts';
-import { createStorageClient, type StorageClient, type StorageConfig, type StorageSettings } from '../protocols/index.ts';
+import { storageConfigFor } from '../core/storage.ts';
+import { createStorageClient, type StorageClient, type StorageConfig } from '../protocols/index.ts';
 import { runLoop, type Daemon } from './loop.ts';
 
 export interface ReaperOptions {
@@ -53,22 +54,7 @@ interface RseRow {
   kind: 'http' | 's3';
   tpc: 'pull' | 'push' | 'both' | 'none';
   protocol_settings: Record<string, unknown>;
-}
-
-/** The RSE's API-side protocol settings (snake_case) as the protocol layer's settings. */
-export function storageConfigFor(rse: Pick<RseRow, 'url' | 'kind' | 'prefix' | 'tpc' | 'protocol_settings'>): StorageConfig {
-  const p = rse.protocol_settings as Record<string, string | number | boolean | undefined>;
-  const settings: StorageSettings = {
-    bucket: p.bucket as string | undefined,
-    region: p.region as string | undefined,
-    accessKeyId: p.access_key_id as string | undefined,
-    secretAccessKey: p.secret_access_key as string | undefined,
-    forcePathStyle: p.force_path_style as boolean | undefined,
-    checksumMode: p.checksum_mode as StorageSettings['checksumMode'],
-    token: p.token as string | undefined,
-    timeoutMs: p.timeout_ms as number | undefined,
-  };
-  return { kind: rse.kind, url: rse.url, prefix: rse.prefix, tpc: rse.tpc, settings };
+  settings: Record<string, unknown>;
 }
 
 export function createReaper(deps: ReaperDeps, options: ReaperOptions = {}): Daemon {
@@ -164,7 +150,7 @@ export function createReaper(deps: ReaperDeps, options: ReaperOptions = {}): Dae
 
   async function runOnce(signal?: AbortSignal): Promise<number> {
     const rses = await sql<RseRow[]>`
-      select r.id, r.vo, r.name, r.prefix, r.quota_bytes, e.url, e.kind, e.tpc, r.protocol_settings
+      select r.id, r.vo, r.name, r.prefix, r.quota_bytes, e.url, e.kind, e.tpc, r.protocol_settings, e.settings
       from rses r join storage_endpoints e on e.id = r.endpoint_id
       where r.availability_delete and r.deleted_at is null
         ${options.vos ? sql`and r.vo = any(${options.vos}::text[])` : sql``}
