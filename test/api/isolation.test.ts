@@ -14,6 +14,8 @@ let t: TestApp;
 let atlas: string;
 let cms: string;
 let cmsUser: string;
+let ruleId = '';
+let requestId = 0;
 
 beforeAll(async () => {
   t = await createTestApp();
@@ -30,13 +32,17 @@ beforeAll(async () => {
   expectOk(await t.call('POST', '/v1/dids/atlasscope/ds/children', { token: atlas, body: { children: [{ scope: 'atlasscope', name: 'f1' }] } }));
   expectOk(await t.call('POST', '/v1/replicas', { token: atlas, body: { rse: 'ATLAS_DISK', replicas: [{ scope: 'atlasscope', name: 'f1' }] } }));
   expectOk(await t.call('PUT', '/v1/rses/ATLAS_DISK/distances/ATLAS_TAPE', { token: atlas, body: { distance: 1 } }));
+  const rule = expectOk(await t.call('POST', '/v1/rules', { token: atlas, body: { dids: [{ scope: 'atlasscope', name: 'ds' }], copies: 1, rse_expression: 'ATLAS_TAPE', comment: 'atlas-meta' } }));
+  ruleId = rule.body.ids[0];
+  [{ id: requestId }] = await t.sql<{ id: number }[]>`select id from requests where vo = 'atlas' order by id limit 1`;
 });
 afterAll(() => t.close());
 
 /** A digest of every row of the catalogue: any write shows up as a change. */
 const snapshot = () => digest(t.sql, CATALOGUE_TABLES);
 
-type Case = { method: string; path: string; route: string; body?: unknown; token?: () => string };
+type Case = { method: string; path: string | (() => string); route: string; body?: unknown; token?: () => string };
+const pathOf = (c: Case) => (typeof c.path === 'function' ? c.path() : c.path);
 
 const f1 = { scope: 'atlasscope', name: 'f1' };
 const cases: Case[] = [
@@ -69,6 +75,15 @@ const cases: Case[] = [
   // upload/download plans (api/transfers-data.ts): another VO's RSE and DID are 404, no URLs, no paths
   { route: 'POST /v1/rses/{name}/upload-plan', method: 'POST', path: '/v1/rses/ATLAS_DISK/upload-plan', body: { files: [f1] } },
   { route: 'GET /v1/dids/{scope}/{name}/download-plan', method: 'GET', path: '/v1/dids/atlasscope/f1/download-plan' },
+  { route: 'POST /v1/rules', method: 'POST', path: '/v1/rules', body: { dids: [f1], copies: 1, rse_expression: 'ATLAS_TAPE' } },
+  { route: 'GET /v1/rules/{id}', method: 'GET', path: () => `/v1/rules/${ruleId}` },
+  { route: 'PUT /v1/rules/{id}', method: 'PUT', path: () => `/v1/rules/${ruleId}`, body: { locked: true } },
+  { route: 'DELETE /v1/rules/{id}', method: 'DELETE', path: () => `/v1/rules/${ruleId}` },
+  { route: 'GET /v1/rules/{id}/locks', method: 'GET', path: () => `/v1/rules/${ruleId}/locks` },
+  // transfer requests (api/requests.ts): another VO's request is 404
+  { route: 'GET /v1/requests/{id}', method: 'GET', path: () => `/v1/requests/${requestId}` },
+  { route: 'PUT /v1/accounts/{name}/limits/{rse}', method: 'PUT', path: '/v1/accounts/atlasonly/limits/ATLAS_DISK', body: { bytes: 1 } },
+  { route: 'GET /v1/accounts/{name}/usage', method: 'GET', path: '/v1/accounts/atlasonly/usage' },
   // endpoints are shared, but only root bans: a VO admin banning the endpoint other VOs use is refused
   { route: 'PUT /v1/endpoints/{name}/ban', method: 'PUT', path: '/v1/endpoints/shared/ban', body: { reason: 'mine now' } },
   { route: 'DELETE /v1/endpoints/{name}/ban', method: 'DELETE', path: '/v1/endpoints/shared/ban' },
@@ -82,6 +97,10 @@ const lists: Array<{ route: string; path: string }> = [
   { route: 'GET /v1/rses', path: '/v1/rses' },
   { route: 'GET /v1/dids', path: '/v1/dids?scope=atlasscope' },
   { route: 'GET /v1/accounts/whoami', path: '/v1/accounts/whoami' },
+  { route: 'GET /v1/rules', path: '/v1/rules' },
+  { route: 'GET /v1/requests', path: '/v1/requests' },
+  // Links are shared infrastructure; a VO sees only its own figures on them (test/api/links.test.ts).
+  { route: 'GET /v1/links', path: '/v1/links' },
   { route: 'GET /v1/usage', path: '/v1/usage' },
 ];
 
@@ -94,6 +113,10 @@ const notVoData = new Set([
   'GET /v1/endpoints/{name}',
   'PATCH /v1/endpoints/{name}',
   'DELETE /v1/endpoints/{name}',
+  // links: shared, root steers them; per-VO filtering of their figures is tested in links.test.ts
+  'GET /v1/links/{id}',
+  'PUT /v1/links/{id}',
+  'GET /v1/links/{id}/decisions',
   // endpoint health: shared infrastructure, no VO rows (test/observability/probes.test.ts)
   'GET /v1/endpoints/-/status',
   'GET /v1/endpoints/{name}/status',
@@ -105,15 +128,15 @@ describe('cross-VO isolation', () => {
     it(`${c.route}: another VO's admin and user are refused and nothing changes`, async () => {
       for (const token of [cms, cmsUser]) {
         const before = await snapshot();
-        const r = await t.call(c.method, c.path, { token, body: c.body });
-        expect([403, 404, 409], `${c.method} ${c.path} -> ${r.status} ${JSON.stringify(r.body)}`).toContain(r.status);
+        const r = await t.call(c.method, pathOf(c), { token, body: c.body });
+        expect([403, 404, 409], `${c.method} ${pathOf(c)} -> ${r.status} ${JSON.stringify(r.body)}`).toContain(r.status);
         // Error messages may echo the names the caller sent, but nothing only atlas knows.
         expect(JSON.stringify(r.body)).not.toMatch(/atlas-meta|"vo":"atlas"|atlasscope\/[0-9a-f]{2}\//);
         expect(await snapshot()).toBe(before);
       }
       // The same request from atlas's own admin is not refused for want of rights: proof that
       // the case exercises a real route rather than a typo.
-      if (c.method === 'GET') expect((await t.call(c.method, c.path, { token: c.route.startsWith('GET /v1/vos/{name}/issuers') ? t.rootToken : atlas })).status).toBe(200);
+      if (c.method === 'GET') expect((await t.call(c.method, pathOf(c), { token: c.route.startsWith('GET /v1/vos/{name}/issuers') ? t.rootToken : atlas })).status).toBe(200);
     });
   }
 
