@@ -218,38 +218,71 @@ async function applyCounterDeltas(tx: TransactionSql, changes: StateChange[], er
     where r.id = d.rule_id`;
 }
 
+export interface ReplicaKey {
+  vo: string;
+  scope: string;
+  name: string;
+  rseId: number;
+}
+
 /**
  * A transfer to (file, RSE) succeeded and was verified: the replica becomes AVAILABLE, its live
  * request DONE, its locks OK, and the rules holding them advance (OK when all their locks are).
  * Returns updated=false (and changes nothing) when the replica is gone or being deleted.
  */
-export async function markReplicaAvailable(
-  tx: TransactionSql,
-  replica: { vo: string; scope: string; name: string; rseId: number },
-): Promise<{ updated: boolean; locks: number }> {
-  const { vo, scope, name, rseId } = replica;
-  // Separate statements on purpose: the lock update below starts after this statement holds the
-  // replica row, so it sees the locks of any rule transaction that upserted the replica first.
-  const rep = await tx`
-    update replicas set state = 'AVAILABLE', updated_at = now(),
-                        tombstone = case when lock_cnt = 0 then coalesce(tombstone, now()) else null end
-    where vo = ${vo} and scope = ${scope} and name = ${name} and rse_id = ${rseId} and state in ('COPYING', 'AVAILABLE')
-    returning 1`;
-  if (!rep.length) return { updated: false, locks: 0 };
+export async function markReplicaAvailable(tx: TransactionSql, replica: ReplicaKey): Promise<{ updated: boolean; locks: number }> {
+  const { updated, locks } = await markReplicasAvailable(tx, [replica]);
+  return { updated: updated.length === 1, locks };
+}
+
+/**
+ * markReplicaAvailable for a batch in four statements, whatever its size: the conveyor finishes
+ * a batch of transfers at once, and a statement per file made finishing (not copying) the limit.
+ * Returns the replicas that were updated (the others are gone or being deleted: nobody wants
+ * those bytes any more).
+ */
+export async function markReplicasAvailable(tx: TransactionSql, replicas: ReplicaKey[]): Promise<{ updated: ReplicaKey[]; locks: number }> {
+  if (replicas.length === 0) return { updated: [], locks: 0 };
+  const col = <K extends keyof ReplicaKey>(k: K) => replicas.map((r) => r[k]);
+  // Rows are locked in key order so that concurrent finishers queue instead of deadlocking. This
+  // statement runs first on purpose: the lock update below starts after it holds the replica
+  // rows, so it sees the locks of any rule transaction that upserted those replicas first.
+  const rep = await tx<{ vo: string; scope: string; name: string; rse_id: number }[]>`
+    with t as (
+      select * from unnest(${col('vo')}::text[], ${col('scope')}::text[], ${col('name')}::text[], ${col('rseId')}::bigint[])
+        as t(vo, scope, name, rse_id)
+    ), target as (
+      select r.vo, r.scope, r.name, r.rse_id from replicas r
+      join t on r.vo = t.vo and r.scope = t.scope and r.name = t.name and r.rse_id = t.rse_id
+      where r.state in ('COPYING', 'AVAILABLE')
+      order by r.vo, r.scope, r.name, r.rse_id
+      for update of r
+    )
+    update replicas r set state = 'AVAILABLE', updated_at = now(),
+                          tombstone = case when r.lock_cnt = 0 then coalesce(r.tombstone, now()) else null end
+    from target
+    where r.vo = target.vo and r.scope = target.scope and r.name = target.name and r.rse_id = target.rse_id
+    returning r.vo, r.scope, r.name, r.rse_id`;
+  if (!rep.length) return { updated: [], locks: 0 };
+  const u = { vo: rep.map((r) => r.vo), scope: rep.map((r) => r.scope), name: rep.map((r) => r.name), rse: rep.map((r) => r.rse_id) };
   await tx`
-    update requests set state = 'DONE', error = null, updated_at = now()
-    where vo = ${vo} and scope = ${scope} and name = ${name} and dest_rse_id = ${rseId} and state in ('QUEUED', 'ACTIVE')`;
+    update requests q set state = 'DONE', error = null, updated_at = now()
+    from unnest(${u.vo}::text[], ${u.scope}::text[], ${u.name}::text[], ${u.rse}::bigint[]) as u(vo, scope, name, rse_id)
+    where q.vo = u.vo and q.scope = u.scope and q.name = u.name and q.dest_rse_id = u.rse_id and q.state in ('QUEUED', 'ACTIVE')`;
   const changes = await tx<StateChange[]>`
-    with old as (
-      select rule_id, scope, name, rse_id, state from locks
-      where vo = ${vo} and scope = ${scope} and name = ${name} and rse_id = ${rseId} and state <> 'OK'
-      order by rule_id for update
+    with u as (
+      select * from unnest(${u.vo}::text[], ${u.scope}::text[], ${u.name}::text[], ${u.rse}::bigint[]) as u(vo, scope, name, rse_id)
+    ), old as (
+      select l.rule_id, l.scope, l.name, l.rse_id, l.state from locks l
+      join u on l.vo = u.vo and l.scope = u.scope and l.name = u.name and l.rse_id = u.rse_id
+      where l.state <> 'OK'
+      order by l.rule_id, l.scope, l.name, l.rse_id for update of l
     )
     update locks l set state = 'OK', error = null, updated_at = now()
     from old where l.rule_id = old.rule_id and l.scope = old.scope and l.name = old.name and l.rse_id = old.rse_id
     returning l.rule_id, old.state as old_state, l.state as new_state`;
   await applyCounterDeltas(tx, changes, null);
-  return { updated: true, locks: changes.length };
+  return { updated: rep.map((r) => ({ vo: r.vo, scope: r.scope, name: r.name, rseId: r.rse_id })), locks: changes.length };
 }
 
 /**

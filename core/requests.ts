@@ -14,7 +14,7 @@ import type { Sql, TransactionSql } from './db.ts';
 import { withTransaction } from './db.ts';
 import { NotFound } from './errors.ts';
 import { allocateSlots, type QueueState, type SlotAllocation } from './fairshare.ts';
-import { markReplicaAvailable, markRequestFailed } from './locks.ts';
+import { markReplicasAvailable, markRequestFailed } from './locks.ts';
 import { voRses } from './rules.ts';
 import { allowedSources, linkHealth, rankSources, sourceExpressions, sourceReplicas, type RankOptions } from './sources.ts';
 
@@ -495,16 +495,21 @@ export async function finishOutcomes(sql: Sql, owner: string, outcomes: Outcome[
     const unwanted: ClaimedRequest[] = [];
     const finished: Outcome[] = [];
     // Replicas in a stable order: concurrent finishers touching the same rules queue, not deadlock.
-    const done = mine.filter((o) => o.kind === 'done').sort((a, b) => a.request.id - b.request.id);
+    const done = mine.filter((o) => o.kind === 'done');
+    const { updated } = await markReplicasAvailable(
+      tx,
+      done.map((o) => ({ vo: o.request.vo, scope: o.request.scope, name: o.request.name, rseId: o.request.dest_rse_id })),
+    );
+    const made = new Set(updated.map((k) => `${k.vo}\u0000${k.scope}\u0000${k.name}\u0000${k.rseId}`));
     for (const o of done) {
       const r = o.request;
-      const { updated } = await markReplicaAvailable(tx, { vo: r.vo, scope: r.scope, name: r.name, rseId: r.dest_rse_id });
-      if (!updated) {
-        // The replica was deleted or is being deleted meanwhile: nobody wants these bytes.
-        await tx`update requests set state = 'FAILED', error = 'cancelled: the destination replica is no longer wanted', updated_at = now() where id = ${r.id} and state = 'ACTIVE'`;
-        unwanted.push(r);
-      }
+      if (!made.has(`${r.vo}\u0000${r.scope}\u0000${r.name}\u0000${r.dest_rse_id}`)) unwanted.push(r);
       finished.push(o);
+    }
+    if (unwanted.length) {
+      // The replica was deleted or is being deleted meanwhile: nobody wants these bytes.
+      await tx`update requests set state = 'FAILED', error = 'cancelled: the destination replica is no longer wanted', updated_at = now()
+               where id = any(${unwanted.map((r) => r.id)}::bigint[]) and state = 'ACTIVE'`;
     }
     const retries = mine.filter((o): o is Extract<Outcome, { kind: 'failed' }> => o.kind === 'failed' && o.verdict === 'retry');
     await requeue(tx, retries.map((o) => ({ id: o.request.id, delayMs: o.delayMs, lastSourceRseId: o.request.source_rse_id, reason: o.reason })));
