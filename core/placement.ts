@@ -74,6 +74,11 @@ export interface PlaceOptions {
   random: Random;
   /** For messages: what is being placed ("dataset 'data:ds1'"). */
   describeUnit?: (unitIndex: number) => string;
+  /**
+   * Candidate indexes in the order the VO's policy prefers (rankDestinations): taken after RSEs
+   * the unit is pinned to or already on, before the weighted random pick.
+   */
+  preferred?: readonly number[];
   /** Account name and quota limits, for the QuotaExceeded message. */
   quota?: { account: string; limits: Map<number, number>; used: Map<number, number> };
 }
@@ -121,6 +126,12 @@ export function placeUnits(candidates: PlacementCandidate[], units: PlacementUni
         if (k >= copies) break;
         chosen[i] = 1;
         picks[k++] = i;
+      }
+    }
+    if (k < copies && options.preferred) {
+      for (const i of options.preferred) {
+        if (k >= copies) break;
+        if (fits(i)) ((chosen[i] = 1), (picks[k++] = i));
       }
     }
     let quotaFree = true;

@@ -12,13 +12,13 @@ import { randomInt } from 'node:crypto';
 import type { Sql, TransactionSql } from './db.ts';
 import { withTransaction } from './db.ts';
 import { Conflict, Forbidden, InvalidInput, isSluiceError, NotFound, SluiceError } from './errors.ts';
-import { getDid, MAX_BULK, type DidKey, type DidType } from './catalogue.ts';
-import { validatePath } from './replicas.ts';
+import { getDid, MAX_BULK, scopeOwners, type DidKey, type DidType } from './catalogue.ts';
 import { createRseIndex, evaluateRseExpression, parseRseExpression, type RseCandidate, type RseExpressionStep } from './rse-expression.ts';
 import { createLocks, emptyBatch, releaseLocks, retryStuckLocks, type LockCounts, type RuleRef } from './locks.ts';
 import { placeUnits, seededRandom, weightsFrom, InsufficientTargetRses, type PlacementCandidate, type PlacementUnit, type Random } from './placement.ts';
 import { accountQuota } from './quota.ts';
-import type { ResolvedPolicy } from '../policies/registry.ts';
+import { assertAllowed, type ResolvedPolicy } from '../policies/registry.ts';
+import { pathsFor, rankDestinations } from '../policies/hooks.ts';
 
 export type Grouping = 'ALL' | 'DATASET' | 'NONE';
 export type RuleState = 'REPLICATING' | 'OK' | 'STUCK' | 'SUSPENDED';
@@ -195,13 +195,20 @@ interface Targets {
   candidates: PlacementCandidate[];
   byId: Map<number, number>;
   quota: { account: string; limits: Map<number, number>; used: Map<number, number> };
+  /** Candidate indexes in the VO policy's order of preference (rankDestinations), if it gave one. */
+  preferred?: number[];
 }
 
 /**
  * The rule's expression over the VO's RSEs, minus RSEs that do not take writes, with weights and
  * the account's remaining quota. Throws the expression's errors and InsufficientTargetRses.
  */
-async function targetsFor(tx: Sql | TransactionSql, rule: Pick<RuleRow, 'vo' | 'account' | 'rse_expression' | 'weight' | 'copies'>, all?: VoRse[]): Promise<Targets> {
+async function targetsFor(
+  tx: Sql | TransactionSql,
+  rule: Pick<RuleRow, 'vo' | 'account' | 'rse_expression' | 'weight' | 'copies' | 'scope' | 'name' | 'grouping' | 'activity'>,
+  policy: ResolvedPolicy,
+  all?: VoRse[],
+): Promise<Targets> {
   const rses = all ?? (await voRses(tx, rule.vo));
   const matched = evaluateRseExpression(rule.rse_expression, createRseIndex(rses)).rses as VoRse[];
   const writable = matched.filter((r) => r.writable);
@@ -211,6 +218,15 @@ async function targetsFor(tx: Sql | TransactionSql, rule: Pick<RuleRow, 'vo' | '
     const limit = quota.limits.get(r.id);
     return { id: r.id, name: r.name, weight: weights[i], remaining: limit === undefined ? Number.POSITIVE_INFINITY : limit - (quota.used.get(r.id) ?? 0) };
   });
+  // Policy packages: the VO's rankDestinations may drop candidates (weight 0: never picked) and
+  // order the rest (placeUnits takes them in that order after RSEs that already hold the data).
+  const ranking = await rankDestinations(policy, writable, {
+    vo: rule.vo,
+    account: rule.account,
+    rule: { scope: rule.scope, name: rule.name, copies: rule.copies, grouping: rule.grouping, activity: rule.activity, rse_expression: rule.rse_expression },
+  });
+  const dropped = ranking ? ranking.dropped.filter((i) => weights[i] > 0).map((i) => writable[i].name) : [];
+  if (ranking) for (const i of ranking.dropped) candidates[i].weight = 0;
   const usable = candidates.filter((c) => c.weight > 0).length;
   if (usable < rule.copies) {
     const notWritable = matched.filter((r) => !r.writable).map((r) => r.name);
@@ -219,11 +235,12 @@ async function targetsFor(tx: Sql | TransactionSql, rule: Pick<RuleRow, 'vo' | '
       `${rule.copies} cop${rule.copies === 1 ? 'y' : 'ies'} asked, but '${rule.rse_expression}' gives only ${usable} usable RSE${usable === 1 ? '' : 's'}` +
         ` (matched: ${matched.map((r) => r.name).join(', ')}` +
         `${notWritable.length ? `; not writable: ${notWritable.join(', ')}` : ''}` +
-        `${noWeight.length ? `; no positive '${rule.weight}' weight: ${noWeight.join(', ')}` : ''})`,
-      { copies: rule.copies, matched: matched.map((r) => r.name), not_writable: notWritable, no_weight: noWeight },
+        `${noWeight.length ? `; no positive '${rule.weight}' weight: ${noWeight.join(', ')}` : ''}` +
+        `${dropped.length ? `; left out by policy '${policy.name}': ${dropped.join(', ')}` : ''})`,
+      { copies: rule.copies, matched: matched.map((r) => r.name), not_writable: notWritable, no_weight: noWeight, policy_dropped: dropped },
     );
   }
-  return { rses: writable, candidates, byId: new Map(writable.map((r, i) => [r.id, i])), quota: { account: rule.account, ...quota } };
+  return { rses: writable, candidates, byId: new Map(writable.map((r, i) => [r.id, i])), quota: { account: rule.account, ...quota }, preferred: ranking?.preferred };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -297,16 +314,6 @@ export interface ReconcileResult extends LockCounts {
   unplaced: number;
 }
 
-function pathFor(policy: ResolvedPolicy, rse: VoRse, scope: string, name: string): string {
-  let raw: string;
-  try {
-    raw = policy.lfn2pfn({ scope, name }, { name: rse.name, prefix: rse.prefix, attributes: rse.attributes });
-  } catch (e) {
-    throw new SluiceError('PolicyError', `policy '${policy.name}' lfn2pfn failed for '${scope}:${name}' on ${rse.name}: ${(e as Error).message}`, { status: 500 });
-  }
-  return validatePath(raw, `policy '${policy.name}' lfn2pfn for '${scope}:${name}'`);
-}
-
 /**
  * Brings a rule's locks in line with the files below its DID: files without a lock get
  * `copies` locks (placed per grouping unit), locks of files no longer below it are released.
@@ -326,7 +333,7 @@ export async function reconcileRule(tx: TransactionSql, rule: RuleRow, ctx: Judg
   let targets: Targets;
   let missing: MissingFile[];
   try {
-    targets = await targetsFor(tx, rule);
+    targets = await targetsFor(tx, rule, ctx.policy);
     missing = await missingFiles(tx, rule, targets.candidates.map((c) => c.id));
     if (missing.length === 0) {
       if (rule.unplaced_cnt > 0) await tx`update rules set unplaced_cnt = 0 where id = ${rule.id}::uuid`;
@@ -389,11 +396,13 @@ async function placeAndLock(tx: TransactionSql, rule: RuleRow, targets: Targets,
   const picks = placeUnits(targets.candidates, units, {
     copies: rule.copies,
     random: ctx.random,
+    preferred: targets.preferred,
     describeUnit: (u) => unitKeys[u],
     quota: targets.quota,
   });
 
   const b = emptyBatch();
+  const at: VoRse[] = [];
   for (let i = 0; i < missing.length; i++) {
     const f = missing[i];
     for (const c of picks[unitOf[i]]) {
@@ -403,9 +412,11 @@ async function placeAndLock(tx: TransactionSql, rule: RuleRow, targets: Targets,
       b.rseIds.push(rse.id);
       b.bytes.push(f.bytes);
       b.adler32.push(f.adler32);
-      b.paths.push(pathFor(ctx.policy, rse, f.scope, f.name));
+      at.push(rse);
     }
   }
+  // Policy packages: one lfn2pfn batch per RSE (checked paths; a bad one throws, nothing written).
+  b.paths = await pathsFor(ctx.policy, b.scopes, b.names, at);
   return createLocks(tx, ruleRef(rule), b);
 }
 
@@ -455,21 +466,66 @@ export interface CreateRuleOptions {
 }
 
 /**
+ * Policy packages, before anything is written: per DID, the VO's ruleDefaults fill grouping,
+ * activity and lifetime the client left out, then the VO's permission hook decides `rule.add`
+ * knowing the RSEs the expression matches (a package may keep some RSEs to some roles).
+ */
+async function policyRuleFields(
+  sql: Sql,
+  vo: string,
+  account: string,
+  input: NewRule,
+  matched: readonly RseCandidate[],
+  policy: ResolvedPolicy,
+): Promise<Array<{ grouping: Grouping; activity: string; lifetime: number | null }>> {
+  const out: Array<{ grouping: Grouping; activity: string; lifetime: number | null }> = [];
+  for (const key of input.dids) {
+    const d = await policy.ruleDefaults({ vo, account, did: { scope: key.scope, name: key.name }, copies: input.copies, rse_expression: input.rse_expression });
+    out.push({
+      grouping: input.grouping ?? d.grouping ?? 'DATASET',
+      activity: input.activity ?? d.activity ?? 'default',
+      lifetime: input.lifetime !== undefined ? input.lifetime : (d.lifetime ?? null),
+    });
+  }
+  // The default package allows rule.add to everyone (the API checked the scopes already).
+  if (!policy.hooks.has('permission')) return out;
+  const [acct] = await sql<{ role: 'admin' | 'user' }[]>`select role from accounts where vo = ${vo} and name = ${account}`;
+  const owners = await scopeOwners(sql, vo, input.dids.map((d) => d.scope));
+  const rses = matched.map((r) => ({ name: r.name, attributes: r.attributes }));
+  for (const [n, key] of input.dids.entries()) {
+    await assertAllowed(policy, 'rule.add', {
+      vo,
+      account,
+      role: acct?.role ?? 'user',
+      scope: key.scope,
+      scopeAccount: owners.get(key.scope)!,
+      did: { scope: key.scope, name: key.name },
+      copies: input.copies,
+      rse_expression: input.rse_expression,
+      ...out[n],
+      rses,
+    });
+  }
+  return out;
+}
+
+/**
  * Creates one rule per DID, all or nothing: every rule's locks, missing replicas (COPYING) and
  * transfer requests are written in one transaction, or nothing is.
  */
 export async function createRules(sql: Sql, vo: string, account: string, input: NewRule, options: CreateRuleOptions): Promise<Rule[]> {
   validateNewRule(input);
-  const grouping = input.grouping ?? 'DATASET';
   // Fail on the expression (and on too few RSEs) before touching anything.
   const all = await voRses(sql, vo);
   const ix = createRseIndex(all);
-  evaluateRseExpression(input.rse_expression, ix);
+  const matched = evaluateRseExpression(input.rse_expression, ix).rses;
   if (input.source_replica_expression != null) evaluateRseExpression(input.source_replica_expression, ix);
   const random = randomFor(options.seed);
+  const settled = await policyRuleFields(sql, vo, account, input, matched, options.policy);
   return withTransaction(sql, async (tx) => {
     const rules: Rule[] = [];
-    for (const key of input.dids) {
+    for (const [n, key] of input.dids.entries()) {
+      const { grouping, activity, lifetime } = settled[n];
       const did = await getDid(tx, vo, key);
       // Attaching to any collection below the DID waits for this rule to commit (attachDids
       // locks the parent FOR UPDATE), so the evaluator cannot miss a file attached meanwhile.
@@ -481,8 +537,8 @@ export async function createRules(sql: Sql, vo: string, account: string, input: 
         insert into rules (vo, account, scope, name, did_type, copies, rse_expression, grouping, weight, expires_at,
                            activity, priority, source_replica_expression, purge_replicas, locked, comment)
         values (${vo}, ${account}, ${did.scope}, ${did.name}, ${did.type}, ${input.copies}, ${input.rse_expression}, ${grouping},
-                ${input.weight ?? null}, ${input.lifetime == null ? null : new Date(Date.now() + input.lifetime * 1000)},
-                ${input.activity ?? 'default'}, ${input.priority ?? 3}, ${input.source_replica_expression ?? null},
+                ${input.weight ?? null}, ${lifetime == null ? null : new Date(Date.now() + lifetime * 1000)},
+                ${activity}, ${input.priority ?? 3}, ${input.source_replica_expression ?? null},
                 ${input.purge_replicas ?? false}, ${input.locked ?? false}, ${input.comment ?? null})
         returning ${RULE_COLUMNS(tx)}`;
       await reconcileRule(tx, row, { policy: options.policy, random, strict: true, graceSeconds: options.graceSeconds });
@@ -705,13 +761,14 @@ export async function repairRule(tx: TransactionSql, rule: RuleRow, ctx: JudgeCo
   if (!stuck.length) return res;
   let targets: Targets | undefined;
   try {
-    targets = await targetsFor(tx, rule);
+    targets = await targetsFor(tx, rule, ctx.policy);
   } catch (e) {
     if (!isSluiceError(e) || e.status >= 500) throw e;
   }
   const move = { scopes: [] as string[], names: [] as string[], rseIds: [] as number[] };
   const retry = { scopes: [] as string[], names: [] as string[], rseIds: [] as number[] };
   const b = emptyBatch();
+  const at: VoRse[] = [];
   for (const l of stuck) {
     let pick: number | undefined;
     if (targets) {
@@ -722,7 +779,7 @@ export async function repairRule(tx: TransactionSql, rule: RuleRow, ctx: JudgeCo
         if (c !== undefined) present.set(c, l.bytes);
       }
       try {
-        pick = placeUnits(targets.candidates, [{ bytes: l.bytes, exclude, present }], { copies: 1, random: ctx.random })[0][0];
+        pick = placeUnits(targets.candidates, [{ bytes: l.bytes, exclude, present }], { copies: 1, random: ctx.random, preferred: targets.preferred })[0][0];
         targets.candidates[pick].remaining -= l.bytes;
       } catch (e) {
         if (!isSluiceError(e)) throw e;
@@ -735,9 +792,10 @@ export async function repairRule(tx: TransactionSql, rule: RuleRow, ctx: JudgeCo
     const rse = targets!.rses[pick];
     move.scopes.push(l.scope), move.names.push(l.name), move.rseIds.push(l.rse_id);
     b.scopes.push(l.scope), b.names.push(l.name), b.rseIds.push(rse.id), b.bytes.push(l.bytes), b.adler32.push(l.adler32);
-    b.paths.push(pathFor(ctx.policy, rse, l.scope, l.name));
+    at.push(rse);
   }
   if (move.scopes.length) {
+    b.paths = await pathsFor(ctx.policy, b.scopes, b.names, at);
     // A stuck replica holds no data: with no other lock it can be reaped at once.
     await releaseLocks(tx, rule, { locks: move }, { purge: true });
     await createLocks(tx, ruleRef(rule), b);

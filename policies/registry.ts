@@ -67,11 +67,6 @@ export interface ResolvedPolicy {
   hooks: ReadonlySet<PolicyHook>;
   /** Paths (relative to each RSE's prefix) of files on one deterministic RSE, in input order. */
   lfn2pfn(dids: PolicyDid[], rse: PolicyRse): Promise<string[]>;
-  /**
-   * @deprecated Transitional single-file synchronous form, for in-process (built-in) packages only,
-   * kept while core/rules.ts moves to the batch form; throws PolicyError for worker packages.
-   */
-  lfn2pfn(did: PolicyDid, rse: PolicyRse): string;
   /** Per DID: a refusal message, or undefined when the name is fine. */
   validateDids(dids: PolicyDid[]): Promise<(string | undefined)[]>;
   /** Per name: scope and name, or undefined when the package cannot tell. */
@@ -126,8 +121,6 @@ function resolveOptions(o: PolicyOptions): ResolvedOptions {
 
 interface HookRunner {
   name: string;
-  /** Built-ins only: the package object, for the transitional synchronous lfn2pfn. */
-  pkg?: PolicyPackage;
   hooks: ReadonlySet<PolicyHook>;
   /** Batch hooks: one result per item. */
   batch(hook: 'lfn2pfn' | 'validateDid' | 'extractScope', items: unknown[], extra: unknown, budgetMs: number): Promise<unknown[]>;
@@ -146,7 +139,6 @@ function inProcessRunner(pkg: PolicyPackage, vo?: string): HookRunner {
     new PolicyError('PolicyHookFailed', `policy '${pkg.name}' ${hook}${item === undefined ? '' : ` (item ${item})`} threw: ${describe(e)}`, { package: pkg.name, hook, vo, cause: e });
   return {
     name: pkg.name,
-    pkg,
     hooks,
     async batch(hook, items, extra) {
       const fn = pkg[hook] as (a: unknown, b?: unknown) => unknown;
@@ -233,17 +225,6 @@ function resolveRunner(runner: HookRunner, source: string, opts: ResolvedOptions
     }
     return out;
   }
-  function lfn2pfnSync(did: PolicyDid, rse: PolicyRse): string {
-    const pkg = runner.hooks.has('lfn2pfn') ? runner.pkg : defaultPolicy;
-    if (!pkg) throw new PolicyError('PolicyHookFailed', `policy '${name}' runs in a worker: call lfn2pfn with an array of DIDs (await it)`, { package: name, hook: 'lfn2pfn', vo });
-    let raw: unknown;
-    try {
-      raw = pkg.lfn2pfn!({ scope: did.scope, name: did.name }, rse);
-    } catch (e) {
-      throw new PolicyError('PolicyHookFailed', `policy '${name}' lfn2pfn threw: ${describe(e)}`, { package: name, hook: 'lfn2pfn', vo, cause: e });
-    }
-    return must('lfn2pfn', checkPolicyPath(raw), `for '${did.scope}:${did.name}' on ${rse.name} `);
-  }
   async function lfn2pfnBatch(dids: PolicyDid[], rse: PolicyRse): Promise<string[]> {
     if (dids.length === 0) return [];
     const plain = { name: rse.name, prefix: rse.prefix, attributes: rse.attributes };
@@ -256,8 +237,7 @@ function resolveRunner(runner: HookRunner, source: string, opts: ResolvedOptions
     name,
     source,
     hooks: runner.hooks,
-    // The overload's transitional form: a single DID answers synchronously (built-ins only).
-    lfn2pfn: ((dids: PolicyDid[] | PolicyDid, rse: PolicyRse) => (Array.isArray(dids) ? lfn2pfnBatch(dids, rse) : lfn2pfnSync(dids, rse))) as ResolvedPolicy['lfn2pfn'],
+    lfn2pfn: lfn2pfnBatch,
     async validateDids(dids) {
       if (dids.length === 0) return [];
       const raw = await batched('validateDid', dids.map((d) => ({ scope: d.scope, name: d.name, ...(d.type ? { type: d.type } : {}) })));
