@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 /**
  * A replication world for conveyor tests: fixture storage endpoints (real HTTP/WebDAV/TPC servers
  * on 127.0.0.1), one VO with RSEs on them, and a dataset whose files really exist on a source RSE.
@@ -49,6 +50,8 @@ export async function createWorld(
     vo?: string;
     endpoints: Record<string, { tpc?: 'pull' | 'push' | 'both' | 'none'; faults?: FaultRule[]; maxInbound?: number; maxOutbound?: number; settings?: Record<string, unknown> }>;
     rses: Record<string, string>;
+    /** Run each endpoint as its own process, as real storage is (benchmarks); default in-process. */
+    processes?: boolean;
   },
 ): Promise<World> {
   const vo = spec.vo ?? 'exp';
@@ -58,7 +61,9 @@ export async function createWorld(
   await sql`insert into accounts (vo, name, role) values (${vo}, 'admin', 'admin') on conflict do nothing`;
   await sql`insert into scopes (vo, name, account) values (${vo}, 'data', 'admin') on conflict do nothing`;
   for (const [name, o] of Object.entries(spec.endpoints)) {
-    const s = await startFixtureStorage({ root: join(dir, name), faults: o.faults, tpc: o.tpc !== 'none', markerIntervalMs: 200 });
+    const s = spec.processes
+      ? await startFixtureStorageProcess({ root: join(dir, name), faults: o.faults, tpc: o.tpc !== 'none' })
+      : await startFixtureStorage({ root: join(dir, name), faults: o.faults, tpc: o.tpc !== 'none', markerIntervalMs: 200 });
     storages[name] = s;
     await addEndpoint(sql, { name, url: s.url, kind: 'http', tpc: o.tpc ?? 'both', max_inbound: o.maxInbound, max_outbound: o.maxOutbound, settings: o.settings });
   }
@@ -133,4 +138,46 @@ export async function registerReplicas(sql: Sql, vo: string, rseId: number, file
     insert into replicas (vo, scope, name, rse_id, state, path)
     select ${vo}, s, n, ${rseId}, 'AVAILABLE', p from unnest(${files.map((f) => f.scope)}::text[], ${files.map((f) => f.name)}::text[], ${files.map((f) => hashPath(f))}::text[]) as t(s, n, p)
     on conflict (vo, scope, name, rse_id) do update set state = 'AVAILABLE', path = excluded.path`;
+}
+
+/**
+ * The fixture endpoint in a process of its own (`sluice fixture-storage`), so that the storage's
+ * CPU work does not share the conveyor's event loop. Faults and capacity are set over its admin
+ * routes.
+ */
+export async function startFixtureStorageProcess(o: { root: string; faults?: FaultRule[]; tpc?: boolean }): Promise<FixtureStorage> {
+  await mkdir(o.root, { recursive: true });
+  const args = [new URL('../../bin/sluice.mjs', import.meta.url).pathname, 'fixture-storage', '--root', o.root, '--port', '0', '--marker-interval-ms', '200'];
+  if (o.tpc === false) args.push('--no-tpc');
+  if (o.faults?.length) {
+    const file = join(o.root, '..', `${o.root.split('/').pop()}-faults.json`);
+    await writeFile(file, JSON.stringify(o.faults));
+    args.push('--faults', file);
+  }
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d;
+      const m = /(http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      if (m) resolve(m[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`fixture-storage exited with ${code}: ${out}`)));
+  });
+  const admin = (path: string, method: string, body?: unknown) =>
+    fetch(`${url}/.fixture/${path}`, { method, body: body === undefined ? undefined : JSON.stringify(body) }).then((r) => r.text());
+  return {
+    url,
+    port: Number(new URL(url).port),
+    root: o.root,
+    setFaults: (rules) => void admin('faults', 'PUT', rules),
+    setCapacity: (bps) => void admin('capacity', 'PUT', { bytesPerSecond: bps ?? null }),
+    stats: () => ({ connections: 0, requests: {} }),
+    async close() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
