@@ -43,8 +43,9 @@ export function emptyBatch(): LockBatch {
 /**
  * Creates the rule's locks on (file, RSE) pairs it does not hold yet. A missing replica is
  * created COPYING with one QUEUED request; an existing live request for the same (file,
- * destination) is shared and takes the higher priority. A replica being deleted, bad or
- * unavailable is brought back to COPYING and re-transferred. Callers hold the rule row lock, so
+ * destination) is shared and takes the higher priority. A bad or unavailable replica is brought
+ * back to COPYING and re-transferred; one being deleted gets its request too, which waits until
+ * the reaper's delete is over and the reaper hands the replica over as COPYING. Callers hold the rule row lock, so
  * a duplicate lock is a primary-key error (never a silent double count).
  */
 export async function createLocks(tx: TransactionSql, rule: RuleRef, b: LockBatch): Promise<LockCounts> {
@@ -66,7 +67,9 @@ export async function createLocks(tx: TransactionSql, rule: RuleRef, b: LockBatc
       on conflict (vo, scope, name, rse_id) do update set
         lock_cnt = r.lock_cnt + 1,
         tombstone = null,
-        state = case when r.state in ('AVAILABLE', 'COPYING') then r.state else 'COPYING' end,
+        -- BEING_DELETED stays so until the reaper's storage delete is over (it then hands the
+        -- replica over as COPYING): a transfer must never land before that delete does.
+        state = case when r.state in ('AVAILABLE', 'COPYING', 'BEING_DELETED') then r.state else 'COPYING' end,
         updated_at = now()
       returning r.scope, r.name, r.rse_id, r.state
     ), lk as (
@@ -79,7 +82,7 @@ export async function createLocks(tx: TransactionSql, rule: RuleRef, b: LockBatc
       insert into requests as q (vo, scope, name, dest_rse_id, state, bytes, adler32, activity, priority)
       select ${rule.vo}, t.scope, t.name, t.rse_id, 'QUEUED', t.bytes, t.adler32, ${rule.activity}, ${rule.priority}
       from t join rep on rep.scope = t.scope and rep.name = t.name and rep.rse_id = t.rse_id
-      where rep.state = 'COPYING'
+      where rep.state in ('COPYING', 'BEING_DELETED')
       on conflict (vo, scope, name, dest_rse_id) where state in ('QUEUED', 'ACTIVE') do update set
         priority = greatest(q.priority, excluded.priority),
         updated_at = now()

@@ -68,6 +68,11 @@ export async function prepareRequests(sql: Sql, opts: PrepareOptions): Promise<P
       from requests q join rses d on d.id = q.dest_rse_id
       where q.state = 'QUEUED' and q.source_rse_id is null
         and coalesce(q.not_before, '-infinity'::timestamptz) <= now()
+        -- The reaper is still deleting the destination's old bytes: copying now could be undone
+        -- by that delete. The reaper hands the replica over as COPYING when it is done.
+        and not exists (
+          select 1 from replicas x
+          where x.vo = q.vo and x.scope = q.scope and x.name = q.name and x.rse_id = q.dest_rse_id and x.state = 'BEING_DELETED')
       order by coalesce(q.not_before, '-infinity'::timestamptz)
       limit ${opts.batch}
       for update of q skip locked`;

@@ -8,8 +8,9 @@
  *   -> success: row deleted (only if still unlocked) | failure: state restored, error recorded,
  *   tombstone pushed back so it is retried later
  *
- * A rule that locks a BEING_DELETED replica meanwhile turns it back to COPYING (core/locks.ts)
- * and the final delete here skips it.
+ * A rule that locks a BEING_DELETED replica meanwhile leaves it BEING_DELETED with a waiting
+ * transfer request (core/locks.ts); when the storage delete is over, this daemon hands it over
+ * as COPYING instead of deleting the row, and only then may the transfer run.
  */
 import pLimit from 'p-limit';
 import type { Sql } from '../core/db.ts';
@@ -129,16 +130,30 @@ export function createReaper(deps: ReaperDeps, options: ReaperOptions = {}): Dae
       await client.close().catch(() => {});
     }
     if (deleted.length) {
-      await sql`
-        delete from replicas r
-        using unnest(${deleted.map((d) => d.scope)}::text[], ${deleted.map((d) => d.name)}::text[]) as t(scope, name)
-        where r.vo = ${rse.vo} and r.rse_id = ${rse.id} and r.scope = t.scope and r.name = t.name
-          and r.state = 'BEING_DELETED' and r.lock_cnt = 0`;
+      const scopes = deleted.map((d) => d.scope);
+      const names = deleted.map((d) => d.name);
+      await sql.begin(async (tx) => {
+        await tx`
+          delete from replicas r
+          using unnest(${scopes}::text[], ${names}::text[]) as t(scope, name)
+          where r.vo = ${rse.vo} and r.rse_id = ${rse.id} and r.scope = t.scope and r.name = t.name
+            and r.state = 'BEING_DELETED' and r.lock_cnt = 0`;
+        // A rule locked some of these while their bytes were being deleted: the bytes are gone
+        // now, and the transfer its lock asked for may start (it waited for this).
+        await tx`
+          update replicas r set state = 'COPYING', deletion_error = null, updated_at = now()
+          from unnest(${scopes}::text[], ${names}::text[]) as t(scope, name)
+          where r.vo = ${rse.vo} and r.rse_id = ${rse.id} and r.scope = t.scope and r.name = t.name
+            and r.state = 'BEING_DELETED' and r.lock_cnt > 0`;
+      });
     }
     if (failed.length) {
       log.warn({ rse: rse.name, failed: failed.length, first: failed[0].error }, 'storage deletes failed; replicas kept for a retry');
       await sql`
-        update replicas r set state = t.old_state, deletion_error = t.error, deletion_attempts = r.deletion_attempts + 1,
+        -- The delete may have removed the bytes before it failed (a timeout, a reset): a replica
+        -- locked meanwhile is copied again rather than trusted.
+        update replicas r set state = case when r.lock_cnt > 0 then 'COPYING' else t.old_state end,
+               deletion_error = t.error, deletion_attempts = r.deletion_attempts + 1,
                tombstone = now() + make_interval(secs => ${retryDelay}), updated_at = now()
         from unnest(${failed.map((d) => d.scope)}::text[], ${failed.map((d) => d.name)}::text[], ${failed.map((d) => d.old_state)}::text[],
                     ${failed.map((d) => d.error)}::text[]) as t(scope, name, old_state, error)

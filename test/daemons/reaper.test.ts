@@ -12,6 +12,8 @@ import { createRules, deleteRule } from '../../core/rules.ts';
 import { markReplicaAvailable } from '../../core/locks.ts';
 import { startFixtureStorage, type FixtureStorage } from '../../fixtures/storage-server.ts';
 import { createReaper } from '../../daemons/reaper.ts';
+import { createStorageClient, type StorageClient } from '../../protocols/index.ts';
+import { prepareRequests } from '../../core/requests.ts';
 import { checkInvariants, dataset, policy, seedVo } from '../core/rules-helpers.ts';
 
 let db: TestDatabase;
@@ -52,6 +54,44 @@ async function setup(n: number) {
 const exists = (p: string) => stat(p).then(() => true, () => false);
 
 describe('reaper', () => {
+  it('a rule locking a replica while its bytes are being deleted gets a copy only after the delete', async () => {
+    const { vo, fs, rule, paths } = await setup(1);
+    await deleteRule(sql, vo, rule.id);
+    // Hold the storage delete open until the rule below has locked the replica.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let deleting!: () => void;
+    const started = new Promise<void>((r) => (deleting = r));
+    const storage = (cfg: Parameters<typeof createStorageClient>[0]): StorageClient => {
+      const client = createStorageClient(cfg);
+      return Object.assign(Object.create(client) as StorageClient, {
+        delete: async (path: string, opts?: object) => {
+          deleting();
+          await held;
+          return client.delete(path, opts);
+        },
+        close: () => client.close(),
+      });
+    };
+    const reaper = createReaper({ sql, log: silentLogger, storage }, { greedy: true, vos: [vo] });
+    const reaping = reaper.runOnce();
+    await started;
+    const [again] = await createRules(sql, vo, 'admin', { dids: [{ scope: 'data', name: fs[0].name }], copies: 1, rse_expression: 'DISK' }, { policy });
+    // While the delete runs the replica stays BEING_DELETED and its transfer must not start.
+    expect((await sql`select state, lock_cnt from replicas where vo = ${vo}`)[0]).toEqual({ state: 'BEING_DELETED', lock_cnt: 1 });
+    // Not even considered for a source (a request merely lacking one would count as waiting).
+    expect(await prepareRequests(sql, { batch: 100, recheckSeconds: 30 })).toEqual({ assigned: 0, waiting: 0 });
+    release();
+    await reaping;
+    // The bytes are gone; the catalogue says so, and the rule's transfer may now run.
+    expect(await exists(paths.get(fs[0].name)!)).toBe(false);
+    expect((await sql`select state from replicas where vo = ${vo}`)[0].state).toBe('COPYING');
+    expect((await sql`select state from requests where vo = ${vo} and state = 'QUEUED'`).length).toBe(1);
+    expect((await sql`select state from locks where rule_id = ${again.id}::uuid`)[0].state).toBe('REPLICATING');
+    expect(await prepareRequests(sql, { batch: 100, recheckSeconds: 30 })).toEqual({ assigned: 0, waiting: 1 });
+    expect(await checkInvariants(sql)).toEqual([]);
+  });
+
   it('deletes unlocked, tombstoned replicas from storage and catalogue; never a locked one', async () => {
     const { vo, fs, rule, paths } = await setup(4);
     // file 0 stays locked by a second rule
