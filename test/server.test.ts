@@ -69,7 +69,8 @@ describe('sluice server', () => {
       expect(tour, 'README has a tour block').toBeTruthy();
       const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', tour!], { env: env(), cwd: root, timeout: 120_000 });
       expect(stdout).toContain('CERN_DISK');
-      expect(stdout).toMatch(/https:\/\/eos\.example\.cern\.ch:443\/eos\/atlas\/data18\/[0-9a-f]{2}\/[0-9a-f]{2}\/raw\.0001/);
+      expect(stdout).toMatch(/http:\/\/127\.0\.0\.1:1094\/eos\/atlas\/data18\/[0-9a-f]{2}\/[0-9a-f]{2}\/raw\.0001/);
+      expect(stdout).toContain('IN2P3_DISK');
     } finally {
       expect(await stop(first.child)).toBe(0);
     }
