@@ -122,18 +122,47 @@ export function createConveyor(deps: ConveyorDeps, options: ConveyorOptions = {}
   const idleWaiters: Array<() => void> = [];
 
   // ---- the cycle ------------------------------------------------------------------------------
-  async function runOnce(): Promise<number> {
+  async function prepare(): Promise<number> {
+    const prepared = await prepareRequests(sql, {
+      batch: options.prepareBatch ?? 1000,
+      recheckSeconds: options.waitRecheckSeconds ?? 30,
+      health: await cachedHealth(),
+    });
+    return prepared.assigned;
+  }
+
+  // In the running loop, sources are assigned beside claiming rather than before it: with
+  // transfers in flight a batch of source choices takes long enough that slots freed meanwhile
+  // would sit idle. Each finished batch wakes the loop to claim what it prepared.
+  let preparing: Promise<void> | undefined;
+  function prepareInBackground(): void {
+    if (preparing) return;
+    preparing = prepare()
+      .then((assigned) => {
+        if (assigned > 0) {
+          waker.wake();
+          // More may be waiting for a source: keep going until a batch comes back empty.
+          preparing = undefined;
+          prepareInBackground();
+        }
+      })
+      .catch((err: unknown) => log.error({ err }, 'assigning sources failed; retrying next cycle'))
+      .finally(() => {
+        if (preparing) preparing = undefined;
+      });
+  }
+
+  /** One cycle. `background`: the running loop's mode, where sources are assigned concurrently. */
+  async function cycle(mode: { background?: boolean } = {}): Promise<number> {
     const recovered = await recoverExpired(sql, {
       batch: options.recoverBatch ?? 1000,
       defaultMaxAttempts: plan.maxAttempts,
       delayMs: (n) => retryDelayMs(n, plan),
     });
     if (recovered.requeued + recovered.failed > 0) log.warn({ ...recovered }, 'recovered transfers whose lease expired');
-    const prepared = await prepareRequests(sql, {
-      batch: options.prepareBatch ?? 1000,
-      recheckSeconds: options.waitRecheckSeconds ?? 30,
-      health: await cachedHealth(),
-    });
+    let prepared = 0;
+    if (mode.background) prepareInBackground();
+    else prepared = await prepare();
     let claimed = 0;
     if (!draining) {
       const links = await linksWithQueue(sql);
@@ -149,7 +178,7 @@ export function createConveyor(deps: ConveyorDeps, options: ConveyorOptions = {}
         ),
       );
     }
-    return recovered.requeued + recovered.failed + prepared.assigned + claimed;
+    return recovered.requeued + recovered.failed + prepared + claimed;
   }
 
   async function cachedHealth() {
@@ -364,7 +393,8 @@ export function createConveyor(deps: ConveyorDeps, options: ConveyorOptions = {}
 
   return {
     owner,
-    runOnce,
+    // Tests step deterministically: sources are assigned before claiming, in the same call.
+    runOnce: () => cycle(),
     settle,
     active: () => running.size,
     async run(signal) {
@@ -377,7 +407,8 @@ export function createConveyor(deps: ConveyorDeps, options: ConveyorOptions = {}
         }
       }
       try {
-        await runLoop('conveyor', log, () => runOnce(), signal, { intervalMs: options.intervalMs ?? 1000 }, waker);
+        await runLoop('conveyor', log, () => cycle({ background: true }), signal, { intervalMs: options.intervalMs ?? 1000 }, waker);
+        await preparing;
       } finally {
         await unlisten?.().catch(() => {});
       }
