@@ -40,10 +40,17 @@ export async function untilSignal(log: Logger, stop: () => Promise<void>): Promi
       }
       stopping = true;
       log.info({ signal }, 'shutting down');
-      stop().then(resolve, (e) => {
-        log.error({ err: e }, 'shutdown failed');
-        resolve();
-      });
+      stop()
+        .catch((e: unknown) => {
+          log.error({ err: e }, 'shutdown failed');
+          process.exitCode = 1;
+        })
+        .finally(() => {
+          // Everything was stopped in order; an idle keep-alive socket (an SDK's, a pool's) must
+          // not keep the process around for minutes after that.
+          setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();
+          resolve();
+        });
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
