@@ -16,9 +16,46 @@ const GROUPS: Record<string, Group> = {
   catalogue: async () => (await import('./catalogue.ts')).runCatalogueBench(),
   'rse-expression': async () => (await import('./rse-expression.ts')).runRseExpressionBench(),
   links: async () => (await import('./links-sim.ts')).runLinksSimulation(),
+  protocols: runProtocolsBench,
+  rules: async () => (await import('./rules.ts')).runRulesBench(),
   conveyor: async () => (await import('./conveyor.ts')).runConveyorBench(),
   'api-load': async () => (await import('./api-load.ts')).runApiLoadBench(),
 };
+
+/**
+ * bench/protocols.ts is a script (it forks children to measure their own peak RSS, and starts
+ * XRootD servers): run it as a child and turn its JSON into results.
+ */
+async function runProtocolsBench(): Promise<BenchResult[]> {
+  const { execFile } = await import('node:child_process');
+  const { readFile } = await import('node:fs/promises');
+  const script = new URL('./protocols.ts', import.meta.url).pathname;
+  await new Promise<void>((resolve, reject) =>
+    execFile(process.execPath, ['--import', 'tsx', script, '--rounds', '2'], { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${err.message}\n${stderr.slice(-2000)}`)) : (process.stdout.write(stdout), resolve()),
+    ),
+  );
+  const p = JSON.parse(await readFile(new URL('./out/protocols.json', import.meta.url), 'utf8'));
+  const out: BenchResult[] = [];
+  const lc = p.largeCopy;
+  if (lc) {
+    const best = (xs: number[]) => Math.max(...xs);
+    out.push({ name: `${lc.sizeMiB} MiB stream copy, curl GET | curl PUT (best)`, value: best(lc.curlMBps), unit: 'MB/s' });
+    out.push({ name: `${lc.sizeMiB} MiB stream copy, Sluice copyFile (best)`, value: best(lc.sluiceMBps), unit: 'MB/s' });
+    out.push({ name: 'stream copy, Sluice / curl', value: lc.ratioBest, unit: 'x', target: '>= 0.8', pass: lc.ratioBest >= 0.8 });
+    const rss = Math.max(...lc.sluicePeakRssMiB);
+    out.push({ name: 'peak RSS of the copying process', value: rss, unit: 'MiB', target: '< 150', pass: rss < 150 });
+  }
+  const sf = p.smallFilesTpc;
+  if (sf) {
+    out.push({ name: `${sf.files} x 4 KiB TPC between XRootD, curl -X COPY per file (c=${sf.concurrency})`, value: sf.curlFilesPerSec, unit: 'files/s' });
+    out.push({ name: `${sf.files} x 4 KiB TPC between XRootD, Sluice copyFile (c=${sf.concurrency})`, value: sf.sluiceFilesPerSec, unit: 'files/s' });
+    out.push({ name: 'small-file TPC, Sluice / process per file', value: sf.ratio, unit: 'x', target: '>= 3', pass: sf.ratio >= 3 });
+  } else {
+    out.push({ name: 'small-file TPC between XRootD', value: NaN, unit: 'files/s', note: 'XRootD not installed: skipped' });
+  }
+  return out;
+}
 
 async function main() {
   const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
