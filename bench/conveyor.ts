@@ -121,12 +121,6 @@ export async function benchTpc(files = Number(process.env.BENCH_TPC_FILES ?? 10_
     const results: BenchResult[] = [
       { name: `${files} x 4 KiB by TPC, fixture -> fixture, rule to OK`, value: rate, unit: 'files/s', target: '>= 500', pass: rate >= 500, note: `${s.toFixed(1)} s, modes ${modes.modes.join(',')}, link limit ${Number(process.env.BENCH_LINK_LIMIT ?? 64)}, storage endpoints in their own processes` },
     ];
-    try {
-      const p = JSON.parse(await readFile(new URL('./out/protocols.json', import.meta.url), 'utf8')) as Record<string, unknown>;
-      results.push({ name: 'XRootD <-> XRootD through the conveyor', value: NaN, unit: 'files/s', note: `not measured here; process-per-file baseline from bench/protocols.ts: ${JSON.stringify((p.smallFilesTpc as object) ?? {}).slice(0, 200)}` });
-    } catch {
-      results.push({ name: 'XRootD <-> XRootD through the conveyor', value: NaN, unit: 'files/s', note: 'not measured (see report)' });
-    }
     return results;
   } finally {
     await world.close();
@@ -218,11 +212,94 @@ export async function benchDispatch(queued: number, window: number): Promise<Ben
   }
 }
 
+/**
+ * The conveyor between two real XRootD servers (TPC pull, verified by Want-Digest adler32), at
+ * the concurrency of the protocol benchmark's process-per-file baseline, reported beside it.
+ */
+export async function benchXrootd(files = Number(process.env.BENCH_XROOTD_FILES ?? 1000), concurrency = 16): Promise<BenchResult[]> {
+  const { xrootdAvailable, startXrootd } = await import('../fixtures/servers/xrootd.ts');
+  const available = xrootdAvailable();
+  if (!available.ok) return [{ name: 'XRootD <-> XRootD through the conveyor', value: NaN, unit: 'files/s', note: `skipped: ${available.reason}` }];
+  const db = await database('xrootd');
+  const a = await startXrootd({ name: 'bench-a' });
+  const b = await startXrootd({ name: 'bench-b' });
+  try {
+    const { addEndpoint } = await import('../core/endpoints.ts');
+    const { addRse } = await import('../core/rses.ts');
+    const { addDids, attachDids } = await import('../core/catalogue.ts');
+    const { createRules } = await import('../core/rules.ts');
+    const { registerReplicas, policy } = await import('../test/e2e/world.ts');
+    const { hashPath } = await import('../policies/default.ts');
+    const { adler32Hex } = await import('../core/checksum.ts');
+    const { randomBytes } = await import('node:crypto');
+    const { mkdir, writeFile } = await import('node:fs/promises');
+    const { dirname } = await import('node:path');
+    const sql = db.sql;
+    await sql`insert into vos (name) values ('exp')`;
+    await sql`insert into accounts (vo, name, role) values ('exp', 'admin', 'admin')`;
+    await sql`insert into scopes (vo, name, account) values ('exp', 'data', 'admin')`;
+    await addEndpoint(sql, { name: 'xa', url: a.url, kind: 'http', tpc: 'both' });
+    await addEndpoint(sql, { name: 'xb', url: b.url, kind: 'http', tpc: 'both' });
+    const src = await addRse(sql, 'exp', { name: 'SRC', endpoint: 'xa', prefix: '/exp/src' });
+    await addRse(sql, 'exp', { name: 'DST', endpoint: 'xb', prefix: '/exp/dst' });
+    const list = Array.from({ length: files }, (_, i) => {
+      const data = randomBytes(4096);
+      return { scope: 'data', name: `x.${String(i).padStart(6, '0')}`, type: 'FILE' as const, bytes: 4096, adler32: adler32Hex(data), data };
+    });
+    for (const f of list) {
+      const path = join(a.exportDir, 'exp/src', hashPath(f));
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(path, f.data);
+    }
+    await addDids(sql, 'exp', 'admin', [...list.map(({ data: _d, ...f }) => f), { scope: 'data', name: 'xds', type: 'DATASET' }]);
+    await attachDids(sql, 'exp', { scope: 'data', name: 'xds' }, list.map(({ scope, name }) => ({ scope, name })));
+    await registerReplicas(sql, 'exp', src.id, list);
+    const eps = await sql<{ id: number }[]>`select id from storage_endpoints order by name`;
+    await ensureLinks(sql, [[eps[0].id, eps[1].id]]);
+    await sql`update links set limit_active = ${concurrency}`;
+    const conveyor = createConveyor({ sql, log: silentLogger }, { intervalMs: 200, maxActive: concurrency * 2 });
+    const ac = new AbortController();
+    const loop = conveyor.run(ac.signal);
+    await sleep(300);
+    const t0 = performance.now();
+    const [rule] = await createRules(sql, 'exp', 'admin', { dids: [{ scope: 'data', name: 'xds' }], copies: 1, rse_expression: 'DST', grouping: 'NONE' }, { policy });
+    for (;;) {
+      const [r] = await sql<{ state: string; error: string | null }[]>`select state, error from rules where id = ${rule.id}::uuid`;
+      if (r.state === 'OK') break;
+      if (r.state === 'STUCK') throw new Error(`XRootD benchmark rule is STUCK: ${r.error}`);
+      await sleep(50);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    ac.abort();
+    await loop;
+    await conveyor.drain(5000);
+    const rate = files / seconds;
+    const out: BenchResult[] = [
+      { name: `${files} x 4 KiB, XRootD -> XRootD through the conveyor (limit ${concurrency}), rule to OK`, value: rate, unit: 'files/s', note: 'TPC pull, verified by Want-Digest adler32, all catalogue updates' },
+    ];
+    try {
+      const p = JSON.parse(await readFile(new URL('./out/protocols.json', import.meta.url), 'utf8')) as { smallFilesTpc?: { curlFilesPerSec: number; concurrency: number } };
+      if (p.smallFilesTpc) {
+        out.push({ name: `process-per-file baseline: curl -X COPY per file (c=${p.smallFilesTpc.concurrency}), from bench/protocols.ts`, value: p.smallFilesTpc.curlFilesPerSec, unit: 'files/s' });
+        out.push({ name: 'conveyor / process-per-file', value: rate / p.smallFilesTpc.curlFilesPerSec, unit: 'x' });
+      }
+    } catch {
+      out.push({ name: 'process-per-file baseline', value: NaN, unit: 'files/s', note: 'run bench/protocols.ts first (npm run bench runs it before this group)' });
+    }
+    return out;
+  } finally {
+    await a.stop();
+    await b.stop();
+    await db.close();
+  }
+}
+
 export async function runConveyorBench(options: { groups?: string[]; big?: number } = {}): Promise<BenchResult[]> {
-  const groups = options.groups?.length ? options.groups : ['latency', 'tpc', 'dispatch'];
+  const groups = options.groups?.length ? options.groups : ['latency', 'tpc', 'xrootd', 'dispatch'];
   const out: BenchResult[] = [];
   if (groups.includes('latency')) out.push(...(await benchLatency()));
   if (groups.includes('tpc')) out.push(...(await benchTpc()));
+  if (groups.includes('xrootd')) out.push(...(await benchXrootd()));
   if (groups.includes('dispatch')) {
     const small = await benchDispatch(10_000, 10_000);
     const big = await benchDispatch(options.big ?? 1_000_000, 100_000);
