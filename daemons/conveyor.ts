@@ -17,6 +17,7 @@
  * expire and any conveyor recovers them), and a replica becomes AVAILABLE only in the transaction
  * that records a verified copy.
  */
+import { storageConfigFor } from '../core/storage.ts';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import pLimit, { type LimitFunction } from 'p-limit';
@@ -379,7 +380,7 @@ export function createConveyor(deps: ConveyorDeps, options: ConveyorOptions = {}
       select r.prefix, r.protocol_settings, e.url, e.kind, e.tpc, e.settings
       from rses r join storage_endpoints e on e.id = r.endpoint_id where r.id = ${rseId}`;
     if (!row) throw new Error(`RSE ${rseId} does not exist`);
-    return { client: factory(storageConfig(row)), modes: parseModes(row.settings.modes) };
+    return { client: factory(storageConfigFor(row)), modes: parseModes(row.settings.modes) };
   }
 
   function notifyIdle(): void {
@@ -432,27 +433,6 @@ export function createConveyor(deps: ConveyorDeps, options: ConveyorOptions = {}
       endpoints.clear();
     },
   };
-}
-
-/** StorageConfig of an RSE: endpoint URL/kind/TPC + RSE prefix; API snake_case settings -> protocol camelCase. */
-export function storageConfig(row: { prefix: string; protocol_settings: Record<string, unknown>; url: string; kind: 'http' | 's3'; tpc: StorageConfig['tpc']; settings: Record<string, unknown> }): StorageConfig {
-  const p = row.protocol_settings ?? {};
-  const e = row.settings ?? {};
-  const pick = <T>(...vals: unknown[]) => vals.find((v) => v !== undefined && v !== null) as T | undefined;
-  const settings = Object.fromEntries(
-    Object.entries({
-      bucket: pick<string>(p.bucket),
-      region: pick<string>(p.region),
-      accessKeyId: pick<string>(p.access_key_id),
-      secretAccessKey: pick<string>(p.secret_access_key),
-      forcePathStyle: pick<boolean>(p.force_path_style),
-      checksumMode: pick<'when_required' | 'when_supported'>(p.checksum_mode),
-      token: pick<string>(p.token, e.token),
-      timeoutMs: pick<number>(p.timeout_ms, e.timeout_ms),
-      connections: pick<number>(e.connections),
-    }).filter(([, v]) => v !== undefined),
-  );
-  return { kind: row.kind, url: row.url, prefix: row.prefix, tpc: row.tpc, settings };
 }
 
 const ALL_MODES: CopyMode[] = ['tpc-pull', 'tpc-push', 'stream'];
