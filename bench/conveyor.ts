@@ -8,48 +8,16 @@
  * Uses DATABASE_URL when set, else an embedded PostgreSQL in a temporary directory.
  *   npx tsx bench/conveyor.ts [latency|tpc|dispatch ...] [--big 1000000]
  */
-import { mkdtemp, rm } from 'node:fs/promises';
 import { readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type Sql } from '../core/db.ts';
-import { startEmbedded, type EmbeddedDatabase } from '../core/embedded.ts';
 import { silentLogger } from '../core/log.ts';
-import { migrate } from '../core/migrate.ts';
 import { ensureLinks } from '../core/requests.ts';
 import { createConveyor } from '../daemons/conveyor.ts';
 import { createStorageClient } from '../protocols/index.ts';
 import { createWorld } from '../test/e2e/world.ts';
-import { isMain, median, printResults, type BenchResult } from './lib.ts';
+import { benchDatabase, isMain, median, printResults, type BenchResult } from './lib.ts';
 
-async function database(tag: string): Promise<{ sql: Sql; close(): Promise<void> }> {
-  let embedded: EmbeddedDatabase | undefined;
-  let home: string | undefined;
-  let url = process.env.DATABASE_URL;
-  const name = `sluice_bench_conveyor_${tag}_${process.pid}`;
-  if (!url) {
-    home = await mkdtemp(join(tmpdir(), 'sluice-bench-conveyor-'));
-    embedded = await startEmbedded({ home, ephemeral: true });
-    url = embedded.url;
-  }
-  const admin = connect({ url, max: 1 });
-  await admin`drop database if exists ${admin(name)}`;
-  await admin`create database ${admin(name)}`;
-  const u = new URL(url);
-  u.pathname = `/${name}`;
-  const sql = connect({ url: u.toString(), max: 12 });
-  await migrate(sql);
-  return {
-    sql,
-    async close() {
-      await sql.end({ timeout: 5 });
-      await admin`drop database if exists ${admin(name)} with (force)`;
-      await admin.end();
-      await embedded?.stop();
-      if (home) await rm(home, { recursive: true, force: true });
-    },
-  };
-}
+const database = (tag: string) => benchDatabase(`conveyor_${tag}`);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

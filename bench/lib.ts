@@ -1,4 +1,10 @@
 import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, type Sql } from '../core/db.ts';
+import { startEmbedded, type EmbeddedDatabase } from '../core/embedded.ts';
+import { migrate } from '../core/migrate.ts';
 import { cpus, totalmem } from 'node:os';
 
 /** One measured figure, as every benchmark reports it and bench/results.json stores it. */
@@ -44,4 +50,37 @@ export function percentile(xs: number[], p: number): number {
 /** True when this module is the entry point (`npx tsx bench/x.ts`), not imported by bench/run.ts. */
 export function isMain(url: string): boolean {
   return process.argv[1] !== undefined && url === new URL(`file://${process.argv[1]}`).href;
+}
+
+/**
+ * A migrated database of its own for one benchmark: on DATABASE_URL when set, else on an
+ * embedded PostgreSQL in a temporary directory (ephemeral settings: fsync off).
+ */
+export async function benchDatabase(tag: string, poolMax = 12): Promise<{ sql: Sql; close(): Promise<void> }> {
+  let embedded: EmbeddedDatabase | undefined;
+  let home: string | undefined;
+  let url = process.env.DATABASE_URL;
+  const name = `sluice_bench_${tag}_${process.pid}`.replace(/[^a-z0-9_]/gi, '_').toLowerCase();
+  if (!url) {
+    home = await mkdtemp(join(tmpdir(), `sluice-bench-${tag}-`));
+    embedded = await startEmbedded({ home, ephemeral: true });
+    url = embedded.url;
+  }
+  const admin = connect({ url, max: 1 });
+  await admin`drop database if exists ${admin(name)}`;
+  await admin`create database ${admin(name)}`;
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  const sql = connect({ url: u.toString(), max: poolMax });
+  await migrate(sql);
+  return {
+    sql,
+    async close() {
+      await sql.end({ timeout: 5 });
+      await admin`drop database if exists ${admin(name)} with (force)`;
+      await admin.end();
+      await embedded?.stop();
+      if (home) await rm(home, { recursive: true, force: true });
+    },
+  };
 }

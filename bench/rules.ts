@@ -10,9 +10,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, type Sql } from '../core/db.ts';
-import { startEmbedded, type EmbeddedDatabase } from '../core/embedded.ts';
-import { migrate } from '../core/migrate.ts';
+import type { Sql } from '../core/db.ts';
 import { createLogger, silentLogger } from '../core/log.ts';
 import { addRse } from '../core/rses.ts';
 import { createRules } from '../core/rules.ts';
@@ -21,38 +19,11 @@ import { createVerifier, loadOrCreateLocalIssuer, mintToken, registerLocalIssuer
 import { createPolicyRegistry, resolvePolicy } from '../policies/registry.ts';
 import defaultPolicy from '../policies/default.ts';
 import { createJudgeEvaluator } from '../daemons/judge-evaluator.ts';
-import { isMain, printResults, type BenchResult } from './lib.ts';
+import { benchDatabase, isMain, printResults, type BenchResult } from './lib.ts';
 
 const policy = resolvePolicy(defaultPolicy);
 
-async function database(): Promise<{ sql: Sql; close(): Promise<void> }> {
-  let embedded: EmbeddedDatabase | undefined;
-  let home: string | undefined;
-  let url = process.env.DATABASE_URL;
-  const name = `sluice_bench_rules_${process.pid}`;
-  if (!url) {
-    home = await mkdtemp(join(tmpdir(), 'sluice-bench-rules-'));
-    embedded = await startEmbedded({ home, ephemeral: true });
-    url = embedded.url;
-  }
-  const admin = connect({ url, max: 1 });
-  await admin`drop database if exists ${admin(name)}`;
-  await admin`create database ${admin(name)}`;
-  const u = new URL(url);
-  u.pathname = `/${name}`;
-  const sql = connect({ url: u.toString(), max: 6 });
-  await migrate(sql);
-  return {
-    sql,
-    async close() {
-      await sql.end({ timeout: 5 });
-      await admin`drop database if exists ${admin(name)} with (force)`;
-      await admin.end();
-      await embedded?.stop();
-      if (home) await rm(home, { recursive: true, force: true });
-    },
-  };
-}
+const database = () => benchDatabase('rules', 6);
 
 /** VO with 5 writable RSEs and a dataset of n files, registered with set-based SQL (not what is measured). */
 async function seed(sql: Sql, vo: string, dataset: string, n: number, rseNames: string[]) {
