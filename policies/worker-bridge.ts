@@ -71,7 +71,6 @@ export class PolicyWorker {
         stdout: false,
         stderr: false,
       });
-      worker.unref();
       let settled = false;
       const fail = (e: PolicyError) => {
         if (settled) return;
@@ -89,6 +88,10 @@ export class PolicyWorker {
         if (m.type === 'ready' && !settled) {
           settled = true;
           clearTimeout(timer);
+          // Idle workers do not keep the process alive (a CLI or benchmark that is done exits);
+          // exec() refs the worker while a call is outstanding. (unref only after the listeners:
+          // adding a 'message' listener refs a worker again.)
+          worker.unref();
           this.worker = worker;
           this.shape = { name: m.name, apiVersion: m.apiVersion, hooks: m.hooks as PolicyHook[] };
           resolve(this.shape);
@@ -152,6 +155,7 @@ export class PolicyWorker {
       const timer = setTimeout(() => {
         if (this.pending?.id !== id) return;
         this.pending = undefined;
+        worker.unref();
         // The only way to stop a synchronous loop: end the thread. The next call restarts it.
         this.worker = undefined;
         void worker.terminate();
@@ -165,7 +169,12 @@ export class PolicyWorker {
         );
       }, budgetMs);
       timer.unref();
-      this.pending = { id, resolve, reject, hook: call.hook, timer };
+      const done = <T,>(f: (v: T) => void) => (v: T) => {
+        worker.unref();
+        f(v);
+      };
+      this.pending = { id, resolve: done(resolve), reject: done(reject), hook: call.hook, timer };
+      worker.ref();
       worker.postMessage({ ...call.message, id } as WorkerRequest);
     });
   }
