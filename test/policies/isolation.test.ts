@@ -2,6 +2,10 @@
  * The worker bridge on its own (no database): load checks, result checks, and isolation of
  * throwing, looping and crashing hooks.
  */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPolicy, type ResolvedPolicy } from '../../policies/registry.ts';
 import type { PolicyError } from '../../policies/errors.ts';
@@ -192,5 +196,19 @@ describe('isolation', () => {
     expect(out.length).toBe(25_000);
     expect(out[0]).toBe('data/f0');
     expect(out[24_999]).toBe('data/f24999');
+  });
+
+  it('an idle package worker does not keep a finished process alive', async () => {
+    const registry = pathToFileURL(join(import.meta.dirname, '../../policies/registry.ts')).href;
+    const script = await pkgs.raw(
+      'short-lived.mts',
+      `import { loadPolicy } from '${registry}';\n` +
+        `const l = await loadPolicy('examples/run-number.ts');\n` +
+        `console.log((await l.policy.lfn2pfn([{ scope: 'a', name: 'a.00000001.s.t' }], { name: 'X', prefix: '/', attributes: {} }))[0]);\n`,
+    );
+    const t0 = performance.now();
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', script], { cwd: join(import.meta.dirname, '../..'), timeout: 20_000 });
+    expect(stdout.trim()).toBe('a/00000001/a.00000001.s.t');
+    expect(performance.now() - t0).toBeLessThan(15_000);
   });
 });
