@@ -150,8 +150,9 @@ export function ruleRoutes(deps: AppDeps) {
     async (c) => {
       const actor = actorOf(c.get('caller'));
       const input = c.req.valid('json') as z.infer<typeof NewRule> & { grouping?: 'ALL' | 'DATASET' | 'NONE' };
-      const owners = await scopeOwners(sql, actor.vo, input.dids.map((d) => d.scope));
-      for (const [scope, scopeAccount] of owners) await policies.authorize('rule.add', { ...actor, scope, scopeAccount });
+      // Unknown scopes are a 404 here; the permission hook is asked once, in createRules, with
+      // everything it may need (the DID, its scope's owner, the RSEs the expression matched).
+      await scopeOwners(sql, actor.vo, input.dids.map((d) => d.scope));
       const rules = await createRules(sql, actor.vo, actor.account, input, { policy: await policies.forVo(actor.vo) });
       return c.json({ ids: rules.map((r) => r.id), rules }, 201);
     },

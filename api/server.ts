@@ -17,11 +17,14 @@ export async function serveApi(sql: Sql, config: Config, log: Logger): Promise<R
   // Every API process trusts this instance's local issuer; registering it is idempotent.
   const issuer = await loadOrCreateLocalIssuer(config.home);
   await registerLocalIssuer(sql, issuer, config.tokenAudience);
+  const policies = createPolicyRegistry(sql);
+  // Packages load now, so a broken one shows in the log at start rather than at a VO's first request.
+  await policies.loadAll();
   const app = createApp({
     sql,
     log,
     verifier: createVerifier(sql, { audience: config.tokenAudience }),
-    policies: createPolicyRegistry(sql),
+    policies,
   });
   const server: ServerType = await new Promise((resolve, reject) => {
     const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () => resolve(s));
@@ -34,11 +37,13 @@ export async function serveApi(sql: Sql, config: Config, log: Logger): Promise<R
   return {
     url,
     port,
-    close: () =>
-      new Promise<void>((resolve) => {
+    close: async () => {
+      await new Promise<void>((resolve) => {
         server.close(() => resolve());
         // Keep-alive connections would hold close() open until they time out.
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-      }),
+      });
+      await policies.close();
+    },
   };
 }

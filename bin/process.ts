@@ -25,6 +25,7 @@ export function startDaemons(sql: Sql, log: Logger, names: DaemonName[]) {
       ac.abort();
       await Promise.all(running.map((r) => r.daemon.drain?.(graceMs)));
       await Promise.all(running.map((r) => r.done));
+      await policies.close();
     },
   };
 }

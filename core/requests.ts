@@ -16,7 +16,8 @@ import { NotFound } from './errors.ts';
 import { allocateSlots, type QueueState, type SlotAllocation } from './fairshare.ts';
 import { markReplicasAvailable, markRequestFailed } from './locks.ts';
 import { voRses } from './rules.ts';
-import { allowedSources, linkHealth, rankSources, sourceExpressions, sourceReplicas, type RankOptions } from './sources.ts';
+import { allowedSources, applyPolicySourceRanking, linkHealth, rankSources, sourceExpressions, sourceReplicas, type RankOptions } from './sources.ts';
+import type { PolicyRegistry } from '../policies/registry.ts';
 
 export type RequestState = 'QUEUED' | 'ACTIVE' | 'DONE' | 'FAILED';
 export type TransferMode = 'tpc-pull' | 'tpc-push' | 'stream';
@@ -31,6 +32,8 @@ export interface PrepareOptions {
   rank?: RankOptions;
   /** Cached link health (failure rate, queue) to rank sources with; fetched when absent. */
   health?: Map<number, { failureRate: number | null; queued: number; limit: number }>;
+  /** VO policy packages: their rankSources hook filters or reorders the ranked sources. */
+  policies?: PolicyRegistry;
 }
 
 export interface PrepareResult {
@@ -63,8 +66,8 @@ export async function ensureLinks(sql: Sql | TransactionSql, pairs: Array<[numbe
  */
 export async function prepareRequests(sql: Sql, opts: PrepareOptions): Promise<PrepareResult> {
   return withTransaction(sql, async (tx) => {
-    const reqs = await tx<{ id: number; vo: string; dest_rse_id: number; dest_endpoint_id: number; last_source_rse_id: number | null }[]>`
-      select q.id, q.vo, q.dest_rse_id, d.endpoint_id as dest_endpoint_id, q.last_source_rse_id
+    const reqs = await tx<{ id: number; vo: string; scope: string; name: string; activity: string; dest_rse_id: number; dest_endpoint_id: number; last_source_rse_id: number | null }[]>`
+      select q.id, q.vo, q.scope, q.name, q.activity, q.dest_rse_id, d.endpoint_id as dest_endpoint_id, q.last_source_rse_id
       from requests q join rses d on d.id = q.dest_rse_id
       where q.state = 'QUEUED' and q.source_rse_id is null
         and coalesce(q.not_before, '-infinity'::timestamptz) <= now()
@@ -87,7 +90,14 @@ export async function prepareRequests(sql: Sql, opts: PrepareOptions): Promise<P
     }
     // Source expressions are evaluated over the VO's RSEs once per VO per batch.
     const rsesByVo = new Map<string, Awaited<ReturnType<typeof voRses>>>();
-    for (const vo of new Set(reqs.filter((r) => expressions.get(r.id)?.some((e) => e !== null)).map((r) => r.vo))) {
+    // Only VOs whose package ranks sources pay for the policy call (one per request).
+    const policyByVo = new Map<string, Awaited<ReturnType<PolicyRegistry['forVo']>> | Error>();
+    for (const vo of new Set(reqs.map((r) => r.vo))) {
+      if (!opts.policies) break;
+      const policy = await opts.policies.forVo(vo).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+      if (policy instanceof Error || policy.hooks.has('rankSources')) policyByVo.set(vo, policy);
+    }
+    for (const vo of new Set(reqs.filter((r) => policyByVo.has(r.vo) || expressions.get(r.id)?.some((e) => e !== null)).map((r) => r.vo))) {
       rsesByVo.set(vo, await voRses(tx, vo));
     }
     const links = await ensureLinks(
@@ -121,7 +131,35 @@ export async function prepareRequests(sql: Sql, opts: PrepareOptions): Promise<P
         r.last_source_rse_id,
         opts.rank,
       );
-      const best = usable.find((s) => s.rse_id === ranked[0].rseId)!;
+      let choice = ranked;
+      const policy = policyByVo.get(r.vo);
+      if (policy) {
+        // A package's error or refusal holds back only this request, with the reason shown.
+        let reason: string | undefined;
+        if (policy instanceof Error) reason = `policy package could not be loaded: ${policy.message}`;
+        else {
+          const rses = new Map((rsesByVo.get(r.vo) ?? []).map((x) => [x.id, x]));
+          const dest = rses.get(r.dest_rse_id);
+          try {
+            const out = await applyPolicySourceRanking(policy, ranked, rses, {
+              vo: r.vo,
+              did: { scope: r.scope, name: r.name },
+              destination: { name: dest?.name ?? '', attributes: dest?.attributes ?? {} },
+              activity: r.activity,
+            });
+            choice = out.ranked;
+            reason = out.reason;
+          } catch (e) {
+            reason = `policy '${policy.name}' rankSources failed: ${(e as Error).message}`;
+          }
+        }
+        if (reason || choice.length === 0) {
+          waiting.ids.push(r.id);
+          waiting.reasons.push(reason ?? 'the VO policy kept no source');
+          continue;
+        }
+      }
+      const best = usable.find((s) => s.rse_id === choice[0].rseId)!;
       const linkId = links.get(`${best.endpoint_id}:${r.dest_endpoint_id}`)!;
       assigned.ids.push(r.id);
       assigned.sources.push(best.rse_id);

@@ -17,6 +17,7 @@
  * expire and any conveyor recovers them), and a replica becomes AVAILABLE only in the transaction
  * that records a verified copy.
  */
+import type { PolicyRegistry } from '../policies/registry.ts';
 import { storageConfigFor } from '../core/storage.ts';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -69,6 +70,8 @@ export interface ConveyorDeps {
   log: Logger;
   /** Builds the storage client of an RSE (tests and the dispatch benchmark inject the null protocol). */
   clientFactory?: (config: StorageConfig) => StorageClient;
+  /** VO policy packages (rankSources); without them sources are ranked by Sluice alone. */
+  policies?: PolicyRegistry;
 }
 
 export interface Conveyor extends Daemon {
@@ -128,6 +131,7 @@ export function createConveyor(deps: ConveyorDeps, options: ConveyorOptions = {}
       batch: options.prepareBatch ?? 1000,
       recheckSeconds: options.waitRecheckSeconds ?? 30,
       health: await cachedHealth(),
+      policies: deps.policies,
     });
     return prepared.assigned;
   }
