@@ -71,6 +71,17 @@ describe('sluice server', () => {
       expect(stdout).toContain('CERN_DISK');
       expect(stdout).toMatch(/http:\/\/127\.0\.0\.1:1094\/eos\/atlas\/data18\/[0-9a-f]{2}\/[0-9a-f]{2}\/raw\.0001/);
       expect(stdout).toContain('IN2P3_DISK');
+      // The upload/download section, with the fixture storage the README starts in a third terminal.
+      const upload = /<!-- upload:begin -->\s*```sh\n([\s\S]*?)```\s*<!-- upload:end -->/.exec(readme)?.[1];
+      expect(upload, 'README has an upload block').toBeTruthy();
+      const storeRoot = join(home, 'store');
+      const store = spawn(process.execPath, [join(root, 'bin/sluice.mjs'), 'fixture-storage', '--root', storeRoot, '--port', '8081'], { env: env(), stdio: 'ignore' });
+      try {
+        for (let i = 0; i < 100 && !(await fetch('http://127.0.0.1:8081/').then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 100));
+        await run('bash', ['-euo', 'pipefail', '-c', upload!], { env: env(), cwd: root, timeout: 120_000 });
+      } finally {
+        store.kill('SIGTERM');
+      }
     } finally {
       expect(await stop(first.child)).toBe(0);
     }
