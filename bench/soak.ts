@@ -131,8 +131,9 @@ export async function runSoak(opts: { minutes: number; sampleSeconds?: number; c
             // is already everywhere), and its expiry gives the cleaner and reaper work.
             const v = i % vos.length;
             const { vo, client } = vos[v];
-            // Named the way the demo names things (the atlas policy wants names that start with the scope).
-            const name = `${vo.scope}.soak${String(i).padStart(6, '0')}`;
+            // Named like the VO's demo dataset: the atlas policy wants <scope>.<8-digit run>.<stream>.<type>.
+            const run = String(10_000_000 + i);
+            const name = /\.\d{8}\./.test(vo.dataset) ? vo.dataset.replace(/\.\d{8}\./, `.${run}.`) : `Soak${run}.${vo.dataset}`;
             const dir = join(home, 'soak-input', vo.name, name);
             await mkdir(dir, { recursive: true });
             const files: string[] = [];
