@@ -132,7 +132,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
 
   const home = await mkdtemp(join(tmpdir(), 'sluice-chaos-'));
   const pgHome = join(home, 'pg');
-  let db: EmbeddedDatabase = await startEmbedded({ home: pgHome, ephemeral: true });
+  // Production durability: the database is SIGKILLed here, and with synchronous_commit off it
+  // would forget commits it had already acknowledged, which no system on top can survive.
+  let db: EmbeddedDatabase = await startEmbedded({ home: pgHome });
   const { port } = JSON.parse(await readFile(join(pgHome, 'postgres.json'), 'utf8')) as { port: number };
   const url = db.url;
   const sql: Sql = connect({ url, max: 4, applicationName: 'sluice-chaos' });
@@ -320,6 +322,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       for (const f of await walk(root)) if (!known.has(join(root, f))) report.orphanFiles++;
     }
     const twice = await sql`select request_id from transfer_attempts where error_code is null group by request_id having count(*) > 1`;
+    if (twice.length && process.env.CHAOS_DEBUG) {
+      const rows = await sql`select request_id, attempt, owner, error_code, started_at, finished_at from transfer_attempts where request_id = any(${twice.map((t) => t.request_id)}::bigint[]) order by request_id, id`;
+      console.error(rows.map((r) => JSON.stringify(r)).join('\n'));
+    }
     report.duplicateExecutions = twice.length;
     const [att] = await sql<{ lost: number; failed: number }[]>`
       select count(*) filter (where error_code = 'Lost')::int as lost, count(*) filter (where error_code is not null)::int as failed from transfer_attempts`;
@@ -355,7 +361,7 @@ async function restartDatabase(home: string, port: number, log: (l: string) => v
   const deadline = Date.now() + 30_000;
   for (let i = 1; ; i++) {
     try {
-      const db = await startEmbedded({ home, port, ephemeral: true });
+      const db = await startEmbedded({ home, port });
       log(`postmaster restarted (pid ${db.pid}${i > 1 ? `, after ${i} attempts` : ''})`);
       return db;
     } catch (e) {

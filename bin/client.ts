@@ -25,11 +25,14 @@ export interface ClientOptions {
  */
 export function createClient(options: ClientOptions, config: Config) {
   let token = options.token;
+  // A token minted here is renewed before it expires: `--watch` commands run for hours.
+  let mintedAt = 0;
   async function bearer(): Promise<string> {
-    if (token) return token;
+    if (token && (options.token || Date.now() - mintedAt < 480_000)) return token;
     try {
       const issuer = await loadOrCreateLocalIssuer(config.home);
       token = await mintToken(issuer, { vo: options.vo, account: options.account, lifetimeSeconds: 600, audience: config.tokenAudience });
+      mintedAt = Date.now();
       return token;
     } catch (e) {
       throw new Error(`no token: set SLUICE_TOKEN or --token, or run where SLUICE_HOME (${config.home}) holds the local signing key (${(e as Error).message})`);

@@ -14,6 +14,8 @@ export interface Config {
   port: number;
   /** Connections per process. */
   dbPoolMax: number;
+  /** How long a starting process waits for an unreachable database before giving up. */
+  dbWaitSeconds: number;
   logLevel: string;
   /** Default lifetime of tokens minted by `sluice token`. */
   tokenLifetimeSeconds: number;
@@ -37,6 +39,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     host: env.HOST || '127.0.0.1',
     port: int('PORT', env.PORT, 8080, 0, 65535),
     dbPoolMax: int('SLUICE_DB_POOL', env.SLUICE_DB_POOL, 20, 1, 1000),
+    dbWaitSeconds: int('SLUICE_DB_WAIT_SECONDS', env.SLUICE_DB_WAIT_SECONDS, 60, 0, 86_400),
     logLevel: env.LOG_LEVEL || 'info',
     tokenLifetimeSeconds: int('SLUICE_TOKEN_LIFETIME', env.SLUICE_TOKEN_LIFETIME, 12 * 3600, 60),
     tokenAudience: env.SLUICE_TOKEN_AUDIENCE || 'sluice',

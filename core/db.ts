@@ -59,3 +59,16 @@ export async function withTransaction<T>(
     }
   }
 }
+
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED']);
+
+/**
+ * The database could not be reached, or is starting up or shutting down: the kind of failure
+ * that waiting fixes (as opposed to a bad query or a missing privilege).
+ */
+export function isConnectionError(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code;
+  if (typeof code !== 'string') return false;
+  // 57P01-57P03: admin shutdown, crash shutdown, cannot connect now; class 08: connection exception.
+  return CONNECTION_CODES.has(code) || code.startsWith('08') || /^57P0[1-3]$/.test(code);
+}

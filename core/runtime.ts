@@ -1,5 +1,5 @@
 import type { Config } from './config.ts';
-import { connect, type Sql } from './db.ts';
+import { connect, isConnectionError, type Sql } from './db.ts';
 import { startEmbedded, type EmbeddedDatabase } from './embedded.ts';
 import type { Logger } from './log.ts';
 import { migrate, pendingMigrations } from './migrate.ts';
@@ -18,7 +18,7 @@ export interface Database {
  */
 export async function openDatabase(
   config: Config,
-  options: { log: Logger; migrate: 'apply' | 'require'; applicationName?: string; poolMax?: number },
+  options: { log: Logger; migrate: 'apply' | 'require'; applicationName?: string; poolMax?: number; waitSeconds?: number },
 ): Promise<Database> {
   let embedded: EmbeddedDatabase | undefined;
   let url = config.databaseUrl;
@@ -28,6 +28,20 @@ export async function openDatabase(
   }
   const sql = connect({ url, max: options.poolMax ?? config.dbPoolMax, applicationName: options.applicationName });
   try {
+    // A process started while the database restarts (or before it is up) waits for it rather
+    // than exiting: a supervisor restarting daemons must not race the database.
+    const deadline = Date.now() + (options.waitSeconds ?? config.dbWaitSeconds) * 1000;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await sql`select 1`;
+        break;
+      } catch (e) {
+        if (!isConnectionError(e) || Date.now() > deadline) throw e;
+        const delay = Math.min(5000, 250 * 2 ** Math.min(attempt, 5));
+        options.log.warn({ err: e, attempt, retryInMs: delay }, 'database not reachable yet; waiting');
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
     if (options.migrate === 'apply') {
       const applied = await migrate(sql);
       if (applied.length) options.log.info({ applied }, 'applied database migrations');
