@@ -27,8 +27,15 @@ export function register(program: Command, cli: Cli): void {
       const sites = await startDemoSites(home, opts.storagePort ?? 9101).catch((e: Error) => {
         throw new Error(`could not start the demo storage sites (${e.message}); is another demo running? try --storage-port`);
       });
-      const db = await openDatabase(cfg, { log, migrate: 'apply', applicationName: 'sluice-demo' });
-      const api = await serveApi(db.sql, cfg, log);
+      const db = await openDatabase(cfg, { log, migrate: 'apply', applicationName: 'sluice-demo' }).catch(async (e: unknown) => {
+        await sites.close();
+        throw e;
+      });
+      const api = await serveApi(db.sql, cfg, log).catch(async (e: unknown) => {
+        await db.close();
+        await sites.close();
+        throw new Error(`${(e as Error).message}; is another Sluice using port ${cfg.port}? try --port`, { cause: e });
+      });
       const daemons = startDaemons(db.sql, log, Object.keys(DAEMONS) as DaemonName[]);
       const stop = async () => {
         say('stopping: draining transfers, then the API, the database and the storage sites ...');

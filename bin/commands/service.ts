@@ -20,7 +20,11 @@ export function register(program: Command, cli: Cli): void {
       const cfg = cli.config({ port: opts.port, host: opts.host });
       const log = createLogger({ level: cfg.logLevel });
       const db = await openDatabase(cfg, { log, migrate: 'apply', applicationName: 'sluice-server' });
-      const api = await serveApi(db.sql, cfg, log);
+      // A port already taken (or any start failure) must not leave the embedded database running.
+      const api = await serveApi(db.sql, cfg, log).catch(async (e: unknown) => {
+        await db.close();
+        throw e;
+      });
       const daemons = opts.daemons ? startDaemons(db.sql, log, Object.keys(DAEMONS) as DaemonName[]) : undefined;
       log.info({ home: cfg.home, database: db.embedded ? 'embedded' : 'DATABASE_URL' }, `Sluice is up at ${api.url} (try: npx sluice vo list)`);
       await untilSignal(log, async () => {
@@ -59,7 +63,10 @@ export function register(program: Command, cli: Cli): void {
       if (!cfg.databaseUrl) throw new Error("'sluice api' needs DATABASE_URL; for a laptop use 'sluice server'");
       const log = createLogger({ level: cfg.logLevel });
       const db = await openDatabase(cfg, { log, migrate: 'require', applicationName: 'sluice-api' });
-      const api = await serveApi(db.sql, cfg, log);
+      const api = await serveApi(db.sql, cfg, log).catch(async (e: unknown) => {
+        await db.close();
+        throw e;
+      });
       await untilSignal(log, async () => {
         await api.close();
         await db.close();
