@@ -2,8 +2,9 @@ import { posix } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import type { Dispatcher } from 'undici';
-import { ChecksumStream, normalizeAdler32 } from '../../core/checksum.ts';
+import { normalizeAdler32 } from '../../core/checksum.ts';
 import { Deadline } from '../deadline.ts';
+import { tapUploadBody } from '../body.ts';
 import { TransferError, codeForStatus, statusError, type TransferCode, type TransferPhase } from '../errors.ts';
 import { joinUrlPath, relativePath, splitPath } from '../paths.ts';
 import type {
@@ -204,23 +205,7 @@ export class HttpStorageClient implements StorageClient {
     let sent = false;
     try {
       if (opts.createParents !== false) await this.ensureParent(path, d);
-      let srcError: unknown;
-      const tap = new ChecksumStream({
-        md5: opts.md5,
-        onData: (n) => {
-          d.progress();
-          opts.onProgress?.(n);
-        },
-      });
-      const src = body instanceof Readable ? body : Readable.from([typeof body === 'string' ? Buffer.from(body) : body]);
-      src.on('error', (e) => {
-        srcError = e;
-        tap.destroy(e);
-      });
-      // Errors reach the caller through undici or srcError; this keeps a late write after
-      // destroy from becoming an unhandled 'error' event.
-      tap.on('error', () => {});
-      src.pipe(tap);
+      const { tap, sourceError, release } = tapUploadBody(body, opts, d);
       // Who stalled: bytes waiting in our buffer mean the server stopped reading; an empty
       // buffer means the source stopped sending.
       d.watchStall(opts.stallTimeoutMs ?? this.stallMs, () =>
@@ -238,10 +223,10 @@ export class HttpStorageClient implements StorageClient {
           res = { statusCode: r.statusCode, text: await readText(r) };
         }
       } catch (e) {
-        if (srcError !== undefined && !d.aborted) throw toSourceError(srcError, url);
+        if (sourceError() !== undefined && !d.aborted) throw toSourceError(sourceError(), url);
         throw e;
       } finally {
-        if (!src.readableEnded) src.unpipe(tap);
+        release();
       }
       const text = res.text;
       if (res.statusCode === 409 || (res.statusCode === 404 && opts.createParents !== false)) {

@@ -1,8 +1,9 @@
 import { Readable, Transform } from 'node:stream';
 import { createRequire } from 'node:module';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { ChecksumStream, normalizeAdler32 } from '../../core/checksum.ts';
+import { normalizeAdler32 } from '../../core/checksum.ts';
 import { Deadline } from '../deadline.ts';
+import { tapUploadBody } from '../body.ts';
 import { TransferError, codeForStatus, toTransferError, type TransferCode, type TransferPhase } from '../errors.ts';
 import { splitPath } from '../paths.ts';
 import type {
@@ -224,21 +225,7 @@ export class S3StorageClient implements StorageClient {
     const key = this.objectKey(path);
     const what = `PUT s3://${this.bucket}/${key}`;
     const d = new Deadline({ signal: opts.signal, timeoutMs: opts.timeoutMs ?? this.timeoutMs }, 'destination', what);
-    let srcError: unknown;
-    const tap = new ChecksumStream({
-      md5: opts.md5,
-      onData: (n) => {
-        d.progress();
-        opts.onProgress?.(n);
-      },
-    });
-    const src = body instanceof Readable ? body : Readable.from([typeof body === 'string' ? Buffer.from(body) : body]);
-    src.on('error', (e) => {
-      srcError = e;
-      tap.destroy(e);
-    });
-    tap.on('error', () => {});
-    src.pipe(tap);
+    const { tap, sourceError, release } = tapUploadBody(body, opts, d);
     d.watchStall(opts.stallTimeoutMs ?? this.stallMs, () => (tap.readableLength > 0 || tap.writableLength > 0 ? 'destination' : 'source'));
     const expected = opts.adler32 ? normalizeAdler32(opts.adler32) : undefined;
     const Metadata = expected ? { [ADLER_META]: expected } : undefined;
@@ -267,6 +254,7 @@ export class S3StorageClient implements StorageClient {
           }
         }
       } catch (e) {
+        const srcError = sourceError();
         if (srcError !== undefined && !d.aborted) {
           throw srcError instanceof TransferError ? srcError : toTransferError(srcError, 'source', `reading the source for ${what}`);
         }
@@ -287,7 +275,7 @@ export class S3StorageClient implements StorageClient {
       }
       throw err;
     } finally {
-      if (!src.readableEnded) src.unpipe(tap);
+      release();
       d.dispose();
     }
   }
