@@ -62,6 +62,8 @@ export interface ChaosReport {
   failuresByCode: Record<string, number>;
   /** Transfers still queued or running when the chaos stopped (0: replication finished early). */
   pendingAtChaosEnd: number;
+  /** Kills and faults that struck while transfers were queued or running (the point of chaos). */
+  actionsWhilePending: number;
   settleMs: number;
   pass: boolean;
   failures: string[];
@@ -174,6 +176,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     failedAttempts: 0,
     failuresByCode: {},
     pendingAtChaosEnd: 0,
+    actionsWhilePending: 0,
     settleMs: 0,
     pass: false,
     failures: [],
@@ -221,6 +224,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           activeFaults.delete(ep);
         }
       }
+      // A database that is down right now counts as busy: the action still hits work in flight.
+      const [busy] = await sql<{ n: number }[]>`select count(*)::int as n from requests where state in ('QUEUED', 'ACTIVE')`.catch(() => [{ n: 1 }]);
+      if (busy.n > 0) report.actionsWhilePending++;
       const r = rand();
       if (r < 0.45) {
         const name = pick(DAEMON_SETS.map((d) => d.name));
@@ -384,7 +390,8 @@ export function printChaosReport(r: ChaosReport): void {
     ['daemons that died by themselves', r.daemonDeaths.length, 'must be 0'],
     ['orphan files on destinations', r.orphanFiles, 'informational'],
     ['failed attempts', r.failedAttempts, Object.entries(r.failuresByCode).map(([k, v]) => `${k} ${v}`).join(', ')],
-    ['transfers pending at chaos end', r.pendingAtChaosEnd, '> 0: chaos overlapped replication'],
+    ['chaos actions while transfers pending', r.actionsWhilePending, '> 0: chaos overlapped replication'],
+    ['transfers pending at chaos end', r.pendingAtChaosEnd, 'informational'],
     ['settle time', `${(r.settleMs / 1000).toFixed(1)} s`, ''],
   ];
   const w = Math.max(...rows.map((x) => x[0].length));
