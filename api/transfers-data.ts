@@ -20,13 +20,12 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { storageConfigFor } from '../core/storage.ts';
 import { getEndpoint, type Endpoint } from '../core/endpoints.ts';
-import { Conflict, InvalidInput, SluiceError } from '../core/errors.ts';
+import { Conflict, InvalidInput } from '../core/errors.ts';
 import type { Sql } from '../core/db.ts';
-import { listReplicas, validatePath } from '../core/replicas.ts';
+import { listReplicas } from '../core/replicas.ts';
 import { getRse, listDistances, listRses, type Rse } from '../core/rses.ts';
 import { createStorageClient, type StorageConfig, type StorageSettings, type TpcEndpoint } from '../protocols/index.ts';
 import { splitPath } from '../protocols/paths.ts';
-import type { ResolvedPolicy } from '../policies/registry.ts';
 import { authorizeScopes } from './dids.ts';
 import type { AppDeps } from './env.ts';
 import { Cursor, DidName, DidRef, RseName, ScopeName, actorOf, body, createRouter, decodeCursor, errorResponses, json, paginate } from './http.ts';
@@ -66,34 +65,6 @@ const DownloadFile = z
   .object({ scope: z.string(), name: z.string(), bytes: z.number(), adler32: z.string(), md5: z.string().nullable(), sources: z.array(Source) })
   .openapi('DownloadPlanFile');
 const Expiry = z.coerce.number().int().min(60).max(MAX_EXPIRY_S);
-
-/**
- * Paths of files on a deterministic RSE from the VO's policy, validated as registration does.
- * The policy contract is moving from a per-DID synchronous `lfn2pfn(did, rse)` to a batched
- * `lfn2pfn(dids, rse) -> Promise<string[]>` (policies/registry.ts); a ResolvedPolicy of the
- * batched kind carries `hooks`, so both shapes work while the change lands.
- */
-async function pathsFor(policy: ResolvedPolicy, rse: Rse, dids: Array<{ scope: string; name: string }>): Promise<string[]> {
-  const target = { name: rse.name, prefix: rse.prefix, attributes: rse.attributes };
-  const keys = dids.map((d) => ({ scope: d.scope, name: d.name }));
-  let raw: unknown[];
-  try {
-    const p = policy as unknown as { hooks?: unknown; lfn2pfn: (...args: unknown[]) => unknown };
-    if (p.hooks !== undefined) {
-      raw = (await p.lfn2pfn(keys, target)) as unknown[];
-    } else {
-      const one = (k: (typeof keys)[number], t: typeof target) => p.lfn2pfn(k, t) as string;
-      raw = keys.map((k) => one(k, target));
-    }
-  } catch (e) {
-    if (e instanceof SluiceError) throw e;
-    throw new SluiceError('PolicyError', `policy '${policy.name}' lfn2pfn failed on ${rse.name}: ${(e as Error).message}`, { status: 500 });
-  }
-  if (!Array.isArray(raw) || raw.length !== keys.length) {
-    throw new SluiceError('PolicyError', `policy '${policy.name}' lfn2pfn returned no path for some files on ${rse.name}`, { status: 500 });
-  }
-  return raw.map((p, i) => validatePath(String(p), `policy '${policy.name}' lfn2pfn for '${keys[i].scope}:${keys[i].name}'`));
-}
 
 /** A presigned DELETE for an S3 object (the protocol layer presigns only GET and PUT). */
 async function presignS3Delete(cfg: StorageConfig, path: string, expiresIn: number): Promise<TpcEndpoint> {
@@ -198,7 +169,8 @@ export function transferDataRoutes(deps: AppDeps) {
       if (!rse.availability.write) throw new Conflict('RseNotWritable', `RSE '${rse.name}' is not available for writing; choose another RSE`);
       if (!rse.deterministic) throw new Conflict('RseNotDeterministic', `RSE '${rse.name}' is not deterministic: upload to it with explicit paths is not supported`);
       const policy = await policies.forVo(actor.vo);
-      const paths = await pathsFor(policy, rse, files);
+      // One batch through the VO's lfn2pfn: the registry checks every path and throws PolicyError.
+      const paths = await policy.lfn2pfn(files.map((f) => ({ scope: f.scope, name: f.name })), { name: rse.name, prefix: rse.prefix, attributes: rse.attributes });
       const states = await fileStates(sql, actor.vo, rse.id, files);
       const expiresIn = expires_in ?? DEFAULT_EXPIRY_S;
       const signer = signerFor(rse, await getEndpoint(sql, rse.endpoint), expiresIn);
