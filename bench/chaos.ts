@@ -12,6 +12,7 @@
  * is restarted on the same home and port (crash recovery runs), so DATABASE_URL stays valid. A
  * daemon that exits because of the outage (instead of retrying) is restarted and reported.
  */
+import { seededRandom } from '../core/random.ts';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -69,17 +70,8 @@ export interface ChaosReport {
   failures: string[];
 }
 
-/** Deterministic PRNG (mulberry32): the sequence of chaos actions depends on the seed only. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The sequence of chaos actions depends on the seed only. */
+const prng = seededRandom;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -9,6 +9,7 @@
  * never an RSE where the unit would exceed the account's remaining quota. Candidates are already
  * filtered to writable RSEs matching the expression by the caller.
  */
+import { seededRandom } from './random.ts';
 import { Conflict, InvalidInput } from './errors.ts';
 
 export interface PlacementCandidate {
@@ -32,17 +33,7 @@ export interface PlacementUnit {
 
 export type Random = () => number;
 
-/** mulberry32: tiny, fast, good enough to spread replicas, and reproducible from a seed. */
-export function seededRandom(seed: number): Random {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 export class InsufficientTargetRses extends InvalidInput {
   constructor(message: string, details: Record<string, unknown>) {
