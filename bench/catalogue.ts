@@ -13,14 +13,10 @@ import { loadConfig } from '../core/config.ts';
 import { silentLogger } from '../core/log.ts';
 import { openDatabase } from '../core/runtime.ts';
 import { serveApi } from '../api/server.ts';
-import { isMain, median, printResults, type BenchResult } from './lib.ts';
+import { isMain, median, printResults, type BenchResult, post } from './lib.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 
-async function post(url: string, token: string, body: unknown): Promise<void> {
-  const r = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  if (r.status >= 300) throw new Error(`${url}: ${r.status} ${await r.text()}`);
-}
 
 export async function benchRegistration(files = 100_000, batch = 10_000, concurrency = 2): Promise<BenchResult[]> {
   const home = await mkdtemp(join(tmpdir(), 'sluice-bench-cat-'));

@@ -84,3 +84,9 @@ export async function benchDatabase(tag: string, poolMax = 12): Promise<{ sql: S
     },
   };
 }
+
+/** POST JSON with a bearer token; anything but 2xx throws with the answer. */
+export async function post(url: string, token: string, body: unknown): Promise<void> {
+  const r = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  if (r.status >= 300) throw new Error(`${url}: ${r.status} ${await r.text()}`);
+}

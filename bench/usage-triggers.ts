@@ -2,26 +2,22 @@
  * Benchmark (not a test): bulk registration of 10,000 replicas through the HTTP API with and
  * without the usage triggers of sql/0004_observability.sql, alternating, median of N rounds.
  * Target: the triggers cost at most ~15%.
- *   npx tsx test/observability/bench-usage-triggers.ts [--rounds 6]
+ *   npx tsx bench/usage-triggers.ts [--rounds 6]
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadOrCreateLocalIssuer, mintToken } from '../../core/auth.ts';
-import { loadConfig } from '../../core/config.ts';
-import { silentLogger } from '../../core/log.ts';
-import { openDatabase } from '../../core/runtime.ts';
-import { serveApi } from '../../api/server.ts';
+import { loadOrCreateLocalIssuer, mintToken } from '../core/auth.ts';
+import { loadConfig } from '../core/config.ts';
+import { silentLogger } from '../core/log.ts';
+import { openDatabase } from '../core/runtime.ts';
+import { serveApi } from '../api/server.ts';
+import { median, post } from './lib.ts';
 
 const rounds = Number(process.argv[process.argv.indexOf('--rounds') + 1]) || 6;
 const N = 10_000;
 
-async function post(url: string, token: string, body: unknown): Promise<void> {
-  const r = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  if (r.status >= 300) throw new Error(`${url}: ${r.status} ${await r.text()}`);
-}
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const home = await mkdtemp(join(tmpdir(), 'sluice-bench-usage-'));
 const config = loadConfig({ SLUICE_HOME: home, PORT: '0' });
