@@ -120,6 +120,8 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
   /** Concurrency the last back-off estimated as sustainable (bisection stays near it). */
   let estimate: number | null = null;
   let lastBackoff: { success: number; at: number } | null = null;
+  /** Highest concurrency the current bisection saw succeed. */
+  let worked: number | null = null;
 
   function enterHold(): void {
     phase = 'hold';
@@ -167,7 +169,11 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
       const ceilingCap = ceiling && decisions - ceiling.at <= opts.failureMemory ? Math.max(min, ceiling.c - 1) : max;
       const demand = active + queued;
       /** An increase capped by max, by the queue (no point in slots nobody fills) and by failures. */
-      const up = (target: number) => Math.max(current, Math.min(clamp(target), ceilingCap, Math.max(demand, min)));
+      // Near a concurrency that recently failed, go at most half way (geometrically) towards it.
+      const failedAt = ceiling && decisions - ceiling.at <= opts.failureMemory ? ceiling.c : null;
+      const nearFailure = failedAt === null ? max : Math.floor(Math.sqrt(current * failedAt));
+      const up = (target: number) =>
+        Math.max(current, Math.min(clamp(target), ceilingCap, nearFailure, Math.max(demand, min)));
       const move = (limit: number, reason: string): LinkDecision => {
         if (limit !== current) transition = true;
         return { limit, reason };
@@ -185,6 +191,13 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
             ? (tput * dtMs) / 1000 / o.meanFileBytes / Math.max(success, 0.05)
             : Math.max(1, active);
         if (!failStats || failStats.c !== c || wasTransition) failStats = { c, failed: 0, attempts: 0 };
+        else if (failStats.attempts > 0) {
+          // A window far outside what the history predicts means the link changed: the history
+          // would only dilute the new rate (4 sigma of a binomial with the history's rate).
+          const p = Math.min(0.99, Math.max(0.01, failStats.failed / failStats.attempts));
+          const expected = p * ended;
+          if (Math.abs((1 - success) * ended - expected) > 4 * Math.sqrt(ended * p * (1 - p)) + 1) failStats = { c, failed: 0, attempts: 0 };
+        }
         failStats.failed = failStats.failed * 0.7 + (1 - success) * ended;
         failStats.attempts = failStats.attempts * 0.7 + ended;
       }
@@ -204,13 +217,21 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
           // Cut to the share that succeeded (exact when the excess transfers are the ones that
           // fail), using the upper end of the success rate's one-sigma band: a window holds only
           // tens of transfers, and an unlucky one should not cut far below the working level.
+          // The rate comes from every window at this concurrency (decayed), not this one alone.
           const n = Math.max(1, failStats.attempts);
-          const hopeful = Math.min(1, success + Math.sqrt((success * (1 - success)) / n));
-          const target = Math.min(clamp(Math.floor(c * Math.max(hopeful, 0.25))), Math.max(min, current - 1));
+          const rate = Math.max(0, 1 - failStats.failed / n);
+          const hopeful = Math.min(1, rate + Math.sqrt((rate * (1 - rate)) / n));
+          let target = Math.min(clamp(Math.floor(c * Math.max(hopeful, 0.25))), Math.max(min, current - 1));
+          // A failed step of the bisection goes back no lower than the last step that worked.
+          if (phase === 'bisect' && worked !== null && worked < c) target = Math.max(target, worked);
+          worked = null;
           const remembered = ceiling && decisions - ceiling.at <= opts.failureMemory ? ceiling.c : Infinity;
           ceiling = { c: Math.min(c, remembered), at: decisions };
           lastBackoff = { success, at: decisions };
-          estimate = c * hopeful;
+          // Where failures start is unknown between two shapes: the excess transfers fail (success
+          // = threshold / c: the cut above is exact) or failures grow faster, like the square
+          // (threshold = c x sqrt(success)). The bisection looks between the two.
+          estimate = c * Math.sqrt(rate);
           prev = null;
           best = null;
           failStats = null;
@@ -225,7 +246,7 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
         if (recovering) {
           prev = null;
           transition = true;
-          return { limit: current, reason: `success recovering (${pct(lastBackoff!.success)} -> ${pct(success)}) after back-off: holding ${current}` };
+          return { limit: current, reason: `success ${pct(success)} (was ${pct(lastBackoff!.success)}) in the window after backing off, which still drains transfers started above ${current}: holding ${current}` };
         }
         // Too few transfers ended to tell a failing link from bad luck: do not raise the limit
         // on this window.
@@ -270,12 +291,10 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
         // Bisect towards the failing concurrency, but first near the back-off's estimate: when the
         // excess transfers are the failing ones the estimate is right and probing far above it
         // only buys another failing window. Reaching the estimate's bound widens it.
+        if (success === null || success >= opts.minSuccessRate) worked = Math.max(worked ?? 0, c);
         const failing = ceilingCap + 1;
-        let top = Math.min(failing, estimate !== null ? Math.ceil(estimate * 1.25) : failing);
-        if (top / c <= 1.15 && top < failing) {
-          estimate = top;
-          top = Math.min(failing, Math.ceil(top * 1.25));
-        }
+        // Past the estimate's bound, only the periodic re-probe looks further (failures cost).
+        const top = Math.min(failing, estimate !== null ? Math.ceil(estimate) : failing);
         if (top / c > 1.15) {
           const target = up(Math.sqrt(c * top));
           if (target > current) {
