@@ -105,6 +105,9 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
   let from: Point | null = null;
   /** Moving average of throughput at the held limit, and of its squared relative deviation. */
   let baseline: number | null = null;
+  /** Throughput the points around a settled limit promise for it: the first clean window at it is
+   * compared with this, so that a link that changes while the limit moves is still noticed. */
+  let expected: { lo: number } | null = null;
   let noiseVar = 0;
   let holdCount = 0;
   let reprobeInterval = opts.reprobeAfter;
@@ -120,11 +123,17 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
   /** Concurrency the last back-off estimated as sustainable (bisection stays near it). */
   let estimate: number | null = null;
   let lastBackoff: { success: number; at: number } | null = null;
+  /** In a descent that has not yet seen fewer transfers move more: the last flat step. */
+  let flatDescent: number | null = null;
+  let flatAbove: number | null = null;
+  /** A descent after a level shift stopped on a doubtful comparison: look down once more. */
+  let lookDownAgain = false;
   /** Highest concurrency the current bisection saw succeed. */
   let worked: number | null = null;
 
-  function enterHold(): void {
+  function enterHold(expect?: { lo: number }): void {
     phase = 'hold';
+    expected = expect ?? null;
     baseline = null;
     holdCount = 0;
     from = null;
@@ -138,6 +147,8 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
     failStats = null;
     from = null;
     baseline = null;
+    expected = null;
+    lookDownAgain = false;
     noiseVar = 0;
     holdCount = 0;
     reprobeInterval = opts.reprobeAfter;
@@ -190,7 +201,7 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
           validTput && o.meanFileBytes > 0
             ? (tput * dtMs) / 1000 / o.meanFileBytes / Math.max(success, 0.05)
             : Math.max(1, active);
-        if (!failStats || failStats.c !== c || wasTransition) failStats = { c, failed: 0, attempts: 0 };
+        if (!failStats || !near(failStats.c, c) || wasTransition) failStats = { c, failed: 0, attempts: 0 };
         else if (failStats.attempts > 0) {
           // A window far outside what the history predicts means the link changed: the history
           // would only dilute the new rate (4 sigma of a binomial with the history's rate).
@@ -349,7 +360,8 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
           const lower = i > 0 ? probePoints[i - 1] : null;
           const target = clamp(lower ? peakBetween(lower, best, { c, tput }) : best.c);
           worseAbove = { c, at: decisions };
-          enterHold();
+          // Concave: the limit gives at least the lower of the two points around it.
+          enterHold({ lo: target >= best.c ? Math.min(best.tput, tput) : Math.min(lower?.tput ?? best.tput, best.tput) });
           return move(target, `throughput fell ${change} going from ${last.c} to ${c} active: peak estimated at ${target}`);
         }
         if (r < 1 + tol) {
@@ -358,7 +370,7 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
           const lower = i > 0 && best.c === last.c ? probePoints[i - 1] : null;
           const target = clamp(lower ? peakBetween(lower, best, { c, tput }) : Math.sqrt(last.c * c));
           worseAbove = { c, at: decisions };
-          enterHold();
+          enterHold({ lo: target >= last.c ? Math.min(last.tput, tput) : Math.min(lower?.tput ?? last.tput, last.tput) });
           return move(target, `throughput flat ${change} from ${last.c} to ${c} active: settling at ${target}`);
         }
         const factor = Math.min(probeCap, e >= 0.75 ? opts.maxProbeFactor : e >= 0.4 ? 2 : 1.4);
@@ -389,7 +401,7 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
         reprobeInterval = Math.min(reprobeInterval * 2, opts.reprobeAfter * 8);
         worseAbove = { c, at: decisions };
         const target = clamp(start.c);
-        enterHold();
+        enterHold({ lo: start.tput });
         return move(target, `re-probe to ${c} active gained ${signedPct(gain - 1)}, within noise: back to ${target}`);
       }
 
@@ -398,6 +410,7 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
         const start = from;
         if (gain > 1 + tol && c < start.c) {
           // Fewer transfers moved more bytes: still beyond the new peak, keep stepping down.
+          flatDescent = null;
           const target = clamp(c * 0.75);
           if (target < current) {
             from = { c, tput };
@@ -406,47 +419,104 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
           enterHold();
           return { limit: current, reason: `throughput recovered ${signedPct(gain - 1)} at ${c} active: holding` };
         }
+        if (gain >= 1 - tol && flatDescent !== null && c < start.c) {
+          // Half the transfers moved as much: the link is bound by a capacity they share, and the
+          // transfers above it only add load. Keep halving (against the same reference) until a
+          // step costs throughput.
+          flatAbove = flatDescent;
+          flatDescent = c;
+          const target = clamp(c * 0.5);
+          if (target < current) {
+            return move(target, `throughput unchanged (${signedPct(gain - 1)}) with ${c} instead of ${start.c} active: capacity-bound, halving to ${target}`);
+          }
+          enterHold();
+          return { limit: current, reason: `throughput unchanged (${signedPct(gain - 1)}) with ${c} active, already at min: holding` };
+        }
+        if (gain < 1 - tol && flatDescent !== null && flatDescent < start.c && c < flatDescent) {
+          // The last halving went below the capacity's knee. The step before it looked flat, but
+          // within the noise band it may already have cost a little: settle between it and the
+          // one above it.
+          const knee = flatDescent;
+          const target = clamp(Math.sqrt(knee * (flatAbove ?? knee)));
+          flatDescent = null;
+          enterHold({ lo: start.tput * (1 - tol) });
+          return move(target, `halving to ${c} active cost ${signedPct(gain - 1)}: the knee is near ${knee}, settling at ${target}`);
+        }
         if (gain >= 1 - tol) {
           // A plateau between the two: settle in its middle rather than on its lower edge.
           const target = clamp(Math.sqrt(c * start.c));
-          enterHold();
+          enterHold({ lo: Math.min(tput, start.tput) });
           return move(target, `throughput unchanged (${signedPct(gain - 1)}) with ${c} instead of ${start.c} active: settling at ${target}`);
         }
         const target = clamp(start.c);
-        enterHold();
-        return move(target, `stepping down to ${c} active cost ${signedPct(gain - 1)}: back to ${target}`);
+        // The first step after a level shift is compared with the window that showed the shift,
+        // which may still hold some of the old level: look down again from a clean window.
+        const firstStep = flatDescent === start.c;
+        enterHold({ lo: start.tput });
+        if (firstStep) lookDownAgain = true;
+        return move(target, `stepping down to ${c} active cost ${signedPct(gain - 1)}: back to ${target}${firstStep ? ', to look again from a clean window' : ''}`);
       }
 
       // Hold.
-      if (wasTransition || baseline === null || c !== last.c) {
+      const degraded = (old: number, rel: number, what: string): LinkDecision | null => {
+        const target = clamp(c * 0.5);
+        if (target >= current) return null;
+        phase = 'descend';
+        from = { c, tput };
+        flatDescent = c;
+        flatAbove = null;
+        baseline = null;
+        expected = null;
+        return move(target, `throughput fell ${signedPct(rel - 1)} (${rate(old)} -> ${rate(tput)}) ${what}: link degraded, halving to ${target}`);
+      };
+      const improved = (old: number, rel: number, what: string): LinkDecision | null => {
+        const target = up(c * 2);
+        if (target <= current) return null;
+        phase = 'probe';
+        best = { c, tput };
+        probePoints = [{ c, tput }];
+        reprobeInterval = opts.reprobeAfter;
+        probeCap = 2;
+        expected = null;
+        return move(target, `throughput rose ${signedPct(rel - 1)} (${rate(old)} -> ${rate(tput)}) ${what}: link improved, probing up to ${target}`);
+      };
+      if (wasTransition || baseline === null || !near(c, last.c)) {
+        if (!wasTransition && expected) {
+          // The first clean window at a settled limit: does it give what the points around it
+          // promised? If not, the link changed while the limit was moving.
+          const e = expected;
+          expected = null;
+          // Only a fall can be told: throughput is concave in concurrency, so a limit between two
+          // points gives at least the lower of them, but may give much more than either.
+          const decision = tput < e.lo * (1 - shift) ? degraded(e.lo, tput / e.lo, `at ${c} active, below what ${current} was settled for`) : null;
+          if (decision) return decision;
+        }
+        if (!wasTransition && lookDownAgain) {
+          // The clean window at the limit the descent came back to is the reference now.
+          lookDownAgain = false;
+          const target = clamp(c * 0.5);
+          if (target < current) {
+            phase = 'descend';
+            from = { c, tput };
+            flatDescent = c;
+            flatAbove = null;
+            return move(target, `${rate(tput)} at ${c} active since the link degraded: halving to ${target} to see whether fewer transfers move as much`);
+          }
+        }
         baseline = wasTransition ? null : tput;
         holdCount = 0;
         return { limit: current, reason: `${rate(tput)} at ${c} active: holding ${current}` };
       }
       const rel = tput / baseline;
       if (rel < 1 - shift) {
-        const target = clamp(c * 0.5);
-        const old = baseline;
-        if (target < current) {
-          phase = 'descend';
-          from = { c, tput };
-          baseline = null;
-          return move(target, `throughput fell ${signedPct(rel - 1)} (${rate(old)} -> ${rate(tput)}) at unchanged ${c} active: link degraded, halving to ${target}`);
-        }
+        const decision = degraded(baseline, rel, `at unchanged ${c} active`);
+        if (decision) return decision;
         baseline = tput;
         return { limit: current, reason: `throughput fell ${signedPct(rel - 1)} at ${c} active, already at min: holding` };
       }
       if (rel > 1 + shift) {
-        const old = baseline;
-        const target = up(c * 2);
-        if (target > current) {
-          phase = 'probe';
-          best = { c, tput };
-          probePoints = [{ c, tput }];
-          reprobeInterval = opts.reprobeAfter;
-          probeCap = 2;
-          return move(target, `throughput rose ${signedPct(rel - 1)} (${rate(old)} -> ${rate(tput)}) at unchanged ${c} active: link improved, probing up to ${target}`);
-        }
+        const decision = improved(baseline, rel, `at unchanged ${c} active`);
+        if (decision) return decision;
         baseline = tput;
         return { limit: current, reason: `throughput rose ${signedPct(rel - 1)} at ${c} active; cannot go higher: holding` };
       }
@@ -482,6 +552,11 @@ export function peakBetween(a: Point, b: Point, c: Point): number {
   const lo = x0 + 0.25 * (x1 - x0);
   const hi = x2 - 0.25 * (x2 - x1);
   return Math.exp(Math.min(hi, Math.max(lo, x)));
+}
+
+/** Two concurrencies measured on a real link (a window's average) that are the same setting. */
+function near(a: number, b: number): boolean {
+  return Math.abs(a - b) <= Math.max(1, 0.1 * Math.max(a, b));
 }
 
 function count(n: number): number {

@@ -23,6 +23,8 @@ export interface OptimizerDaemonOptions {
 }
 
 const OPTIMIZER_LOCK = 0x51_1c_e0_02;
+/** Share of the interval a window needs (after a limit change settles) for a decision. */
+const MIN_WINDOW_SHARE = 0.4;
 
 export interface LinkWindow {
   id: number;
@@ -30,58 +32,117 @@ export interface LinkWindow {
   min_active: number;
   max_active: number;
   pinned: boolean;
+  /** Requests ACTIVE / QUEUED on the link now. */
   active: number;
   queued: number;
+  /** Bytes of successful attempts, each counted in proportion to its time inside the window. */
   bytes: number;
+  /** Transfer-seconds inside the window: of attempts that ended in it, and of transfers still running. */
+  ended_seconds: number;
+  running_seconds: number;
   done: number;
   failed: number;
   mean_bytes: number | null;
+  /** Length of the window actually measured (shorter right after a limit change). */
+  window_seconds: number;
 }
 
-/** One statement: every link with work or traffic in the window, with its window's figures. */
+/**
+ * One statement: every link with work or traffic in the window, with its window's figures.
+ *
+ * What a window measures must not depend on when transfers happen to end: right after a limit
+ * change the slots fill over the next seconds, and transfers started in one window end in the
+ * next. So concurrency is the time average of transfers on the link over the window (attempts
+ * that ended in it plus those still running, each for the part of its life inside the window),
+ * and throughput is the goodput per transfer-second of the attempts that ended, times that
+ * concurrency. And a window starts no earlier than the link's last limit change plus the time
+ * its transfers take (their mean life over the full window): until then the transfers that end
+ * were started under the old limit and measure it, not the new one. `window_seconds` is what is
+ * left of the window; the daemon waits when that is too short.
+ */
 export async function observeLinks(sql: Sql, windowMs: number): Promise<LinkWindow[]> {
   return sql<LinkWindow[]>`
-    with traffic as (
+    with recent as (
+      select a.link_id, a.bytes, a.error_code, a.finished_at,
+             coalesce(a.started_at, a.finished_at - make_interval(secs => a.duration_ms / 1000.0)) as started
+      from transfer_attempts a
+      where a.finished_at > now() - make_interval(secs => ${windowMs / 1000}) and a.link_id is not null
+        -- an attempt aborted by a shutdown says nothing about the link
+        and a.error_code is distinct from 'Cancelled'
+    ), starts as (
+      select l.id as link_id,
+             least(now(), greatest(now() - make_interval(secs => ${windowMs / 1000}),
+                                   c.at + make_interval(secs => coalesce(life.mean, 0)))) as t0
+      from links l
+      left join lateral (
+        select max(d.at) as at from link_decisions d
+        where d.link_id = l.id and d.limit_active <> d.previous_limit
+          and d.at > now() - make_interval(secs => ${(2 * windowMs) / 1000})
+      ) c on true
+      left join lateral (
+        select avg(extract(epoch from r.finished_at - r.started))::float8 as mean from recent r where r.link_id = l.id
+      ) life on true
+    ), ended as (
+      select r.link_id, r.bytes, r.error_code,
+             -- lifetime and part of it inside the window, in seconds (0.001 s at least)
+             greatest(extract(epoch from r.finished_at - r.started), 0.001) as life,
+             greatest(extract(epoch from r.finished_at - greatest(r.started, s.t0)), 0) as inside
+      from recent r join starts s on s.link_id = r.link_id
+      where r.finished_at > s.t0
+    ), traffic as (
       select link_id,
-             coalesce(sum(bytes) filter (where error_code is null), 0)::bigint as bytes,
+             coalesce(sum(bytes * least(1, inside / life)) filter (where error_code is null), 0)::float8 as bytes,
+             coalesce(sum(least(inside, life)), 0)::float8 as ended_seconds,
              count(*) filter (where error_code is null)::int as done,
              count(*) filter (where error_code is not null)::int as failed,
              avg(bytes) filter (where error_code is null)::float8 as mean_bytes
-      from transfer_attempts
-      where finished_at > now() - make_interval(secs => ${windowMs / 1000}) and link_id is not null
-        -- an attempt aborted by a shutdown says nothing about the link
-        and error_code is distinct from 'Cancelled'
+      from ended
       group by link_id
     ), load as (
-      select link_id,
-             count(*) filter (where state = 'ACTIVE')::int as active,
-             count(*) filter (where state = 'QUEUED')::int as queued,
-             avg(bytes)::float8 as queued_mean_bytes
-      from requests
-      where state in ('QUEUED', 'ACTIVE') and link_id is not null
-      group by link_id
+      select q.link_id,
+             count(*) filter (where q.state = 'ACTIVE')::int as active,
+             count(*) filter (where q.state = 'QUEUED')::int as queued,
+             coalesce(sum(extract(epoch from now() - greatest(coalesce(q.started_at, s.t0), s.t0)))
+                        filter (where q.state = 'ACTIVE'), 0)::float8 as running_seconds,
+             avg(q.bytes)::float8 as queued_mean_bytes
+      from requests q join starts s on s.link_id = q.link_id
+      where q.state in ('QUEUED', 'ACTIVE')
+      group by q.link_id
     )
     select l.id, l.limit_active, l.min_active, l.max_active, l.pinned,
            coalesce(load.active, 0) as active, coalesce(load.queued, 0) as queued,
-           coalesce(t.bytes, 0) as bytes, coalesce(t.done, 0) as done, coalesce(t.failed, 0) as failed,
-           coalesce(t.mean_bytes, load.queued_mean_bytes) as mean_bytes
+           coalesce(t.bytes, 0) as bytes, coalesce(t.ended_seconds, 0) as ended_seconds,
+           coalesce(load.running_seconds, 0) as running_seconds,
+           coalesce(t.done, 0) as done, coalesce(t.failed, 0) as failed,
+           coalesce(t.mean_bytes, load.queued_mean_bytes) as mean_bytes,
+           greatest(extract(epoch from now() - s.t0), 0)::float8 as window_seconds
     from links l
+    join starts s on s.link_id = l.id
     left join traffic t on t.link_id = l.id
     left join load on load.link_id = l.id
     where t.link_id is not null or load.link_id is not null
     order by l.id`;
 }
 
-export function toObservation(w: LinkWindow, windowMs: number, nowMs: number): LinkObservation {
+/**
+ * The optimizer's view of a window. `active` is the window's average concurrency (see
+ * observeLinks); the transfers running now beyond that average count as queued, so that
+ * `active + queued` is still the demand on the link.
+ */
+export function toObservation(w: LinkWindow, nowMs: number): LinkObservation {
   const attempts = w.done + w.failed;
+  const seconds = Math.max(w.window_seconds, 0.001);
+  const concurrency = (w.ended_seconds + w.running_seconds) / seconds;
+  const active = Math.round(concurrency);
+  const perTransferSecond = w.ended_seconds > 0 ? w.bytes / w.ended_seconds : 0;
   return {
     nowMs,
     limit: w.limit_active,
     min: w.min_active,
     max: w.max_active,
-    active: w.active,
-    queued: w.queued,
-    bytesPerSecond: (w.bytes * 1000) / windowMs,
+    active,
+    queued: w.queued + Math.max(0, w.active - active),
+    bytesPerSecond: perTransferSecond * concurrency,
     // No finished attempt in the window: no evidence of failure either.
     successRate: attempts === 0 ? 1 : w.done / attempts,
     meanFileBytes: w.mean_bytes ?? 0,
@@ -106,11 +167,14 @@ export function createOptimizerDaemon(deps: { sql: Sql; log: Logger }, options: 
       const reasons: string[] = [];
       const inputs: string[] = [];
       for (const w of windows) {
-        const observation = toObservation(w, windowMs, now);
+        const observation = toObservation(w, now);
         let limit = w.limit_active;
         let reason: string;
         if (w.pinned) {
           reason = `pinned by an admin at ${w.limit_active}`;
+        } else if (w.window_seconds < (MIN_WINDOW_SHARE * windowMs) / 1000) {
+          // Too little time since the last change for its effect to be measured.
+          reason = `waiting: transfers started before the last limit change are still ending (${w.window_seconds.toFixed(1)} s measurable): holding ${w.limit_active}`;
         } else {
           let optimizer = optimizers.get(w.id);
           if (!optimizer) optimizers.set(w.id, (optimizer = createLinkOptimizer(options.optimizer)));
