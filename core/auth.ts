@@ -25,6 +25,9 @@ export type Caller =
 
 export const LOCAL_ALG = 'ES256';
 
+/** Leeway for exp/nbf between our clock and an issuer's. */
+const CLOCK_TOLERANCE_SECONDS = 30;
+
 export interface LocalIssuer {
   issuer: string;
   privateKey: CryptoKey;
@@ -108,12 +111,18 @@ export interface Verifier {
  * Verifies bearer tokens against the issuers trusted in the database. Issuer keys and account
  * roles are cached for a few seconds: a token check must not cost two queries per request, and
  * a revoked account or a rotated key takes effect within `cacheMs` in every process.
+ *
+ * Verified tokens are cached for as long too (never past their expiry): a client sends the same
+ * token with every request, and the signature check (ES256 through WebCrypto, ~0.5 ms of the
+ * event loop) was the largest single cost of a small read under load (bench/api-load.ts).
  */
 export function createVerifier(sql: Sql, options: { audience: string; cacheMs?: number }): Verifier {
   const cacheMs = options.cacheMs ?? 5000;
   type KeyGetter = ReturnType<typeof createLocalJWKSet> | ReturnType<typeof createRemoteJWKSet>;
   let issuers: { at: number; rows: Map<string, Array<IssuerRow & { keys: KeyGetter }>> } | undefined;
   const accounts = new Map<string, { at: number; row: AccountRow | undefined }>();
+  // Keyed by the whole token (header, claims and signature): only these exact bytes were checked.
+  const verified = new Map<string, { at: number; expiresAt: number; row: IssuerRow; payload: JWTPayload & Record<string, unknown> }>();
 
   async function issuerRows(): Promise<Map<string, Array<IssuerRow & { keys: KeyGetter }>>> {
     if (issuers && Date.now() - issuers.at < cacheMs) return issuers.rows;
@@ -141,12 +150,16 @@ export function createVerifier(sql: Sql, options: { audience: string; cacheMs?: 
     invalidate() {
       issuers = undefined;
       accounts.clear();
+      verified.clear();
     },
     async verify(authorization) {
       if (!authorization) throw new Unauthorized('missing Authorization header; send "Authorization: Bearer <token>" (sluice token prints one)', 'MissingToken');
       const m = /^Bearer\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)\s*$/i.exec(authorization);
       if (!m) throw new Unauthorized('Authorization header must be "Bearer <JWT>"', 'InvalidToken');
       const token = m[1];
+      const hit = verified.get(token);
+      const now = Date.now();
+      if (hit && now - hit.at < cacheMs && now < hit.expiresAt) return callerFrom(hit.row, hit.payload);
       let unverified: JWTPayload & { vo?: unknown };
       try {
         unverified = decodeJwt(token);
@@ -166,7 +179,7 @@ export function createVerifier(sql: Sql, options: { audience: string; cacheMs?: 
         ({ payload } = await jwtVerify(token, row.keys, {
           issuer: row.issuer,
           audience: row.audience ?? options.audience,
-          clockTolerance: 30,
+          clockTolerance: CLOCK_TOLERANCE_SECONDS,
         }));
       } catch (e) {
         if (e instanceof joseErrors.JWTExpired) throw new Unauthorized('token has expired; get a new one', 'TokenExpired');
@@ -174,25 +187,34 @@ export function createVerifier(sql: Sql, options: { audience: string; cacheMs?: 
           throw new Unauthorized(`token claim '${e.claim}' is not valid here: ${e.reason}`, 'InvalidToken');
         throw new Unauthorized('token signature or format is not valid', 'InvalidToken');
       }
-      let vo: string | undefined;
-      let name: string | undefined;
-      if (row.vo === null) {
-        vo = typeof payload.vo === 'string' ? payload.vo : undefined;
-        name = typeof payload.sub === 'string' ? payload.sub : undefined;
-        if (!vo) {
-          if (name === 'root') return { kind: 'root', account: 'root' };
-          throw new Unauthorized('token names no VO and is not a root token', 'InvalidToken');
-        }
-      } else {
-        vo = row.vo;
-        const claim = payload[row.account_claim];
-        name = typeof claim === 'string' ? claim : undefined;
-      }
-      if (!name) throw new Unauthorized('token does not name an account', 'InvalidToken');
-      const acct = await account(vo, name);
-      if (!acct) throw new Unauthorized(`account '${name}' does not exist in VO '${vo}'`, 'UnknownAccount');
-      if (acct.status !== 'active') throw new Unauthorized(`account '${name}' is suspended`, 'AccountSuspended');
-      return { kind: 'account', vo, account: name, role: acct.role };
+      if (verified.size >= 10_000) verified.clear();
+      // The same leeway jwtVerify gives `exp` (clockTolerance); no exp: the issuer cache's age bounds it.
+      const expiresAt = typeof payload.exp === 'number' ? payload.exp * 1000 + CLOCK_TOLERANCE_SECONDS * 1000 : Number.POSITIVE_INFINITY;
+      verified.set(token, { at: Date.now(), expiresAt, row, payload });
+      return callerFrom(row, payload);
     },
   };
+
+  /** The caller a verified token names under its issuer row: root, or an active account of a VO. */
+  async function callerFrom(row: IssuerRow, payload: JWTPayload & Record<string, unknown>): Promise<Caller> {
+    let vo: string | undefined;
+    let name: string | undefined;
+    if (row.vo === null) {
+      vo = typeof payload.vo === 'string' ? payload.vo : undefined;
+      name = typeof payload.sub === 'string' ? payload.sub : undefined;
+      if (!vo) {
+        if (name === 'root') return { kind: 'root', account: 'root' };
+        throw new Unauthorized('token names no VO and is not a root token', 'InvalidToken');
+      }
+    } else {
+      vo = row.vo;
+      const claim = payload[row.account_claim];
+      name = typeof claim === 'string' ? claim : undefined;
+    }
+    if (!name) throw new Unauthorized('token does not name an account', 'InvalidToken');
+    const acct = await account(vo, name);
+    if (!acct) throw new Unauthorized(`account '${name}' does not exist in VO '${vo}'`, 'UnknownAccount');
+    if (acct.status !== 'active') throw new Unauthorized(`account '${name}' is suspended`, 'AccountSuspended');
+    return { kind: 'account', vo, account: name, role: acct.role };
+  }
 }

@@ -1,6 +1,6 @@
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mintToken } from '../../core/auth.ts';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createVerifier, mintToken, registerLocalIssuer } from '../../core/auth.ts';
 import { createTestApp, expectOk, type TestApp } from '../helpers/app.ts';
 
 let t: TestApp;
@@ -66,5 +66,33 @@ describe('bearer tokens', () => {
     // Only root may add issuers.
     const r = await t.call('POST', '/v1/vos/atlas/issuers', { token: await t.token('atlas'), body: { issuer: 'x', jwks_url: 'https://x.example/jwks' } });
     expect(r.status).toBe(403);
+  });
+
+  it('a verified token is remembered, but never past its expiry nor past invalidate()', async () => {
+    const verifier = createVerifier(t.sql, { audience: 'sluice', cacheMs: 3_600_000 });
+    const token = await mintToken(t.issuer, { vo: 'atlas', account: 'alice', lifetimeSeconds: 60, audience: 'sluice' });
+    const auth = `Bearer ${token}`;
+    expect(await verifier.verify(auth)).toEqual({ kind: 'account', vo: 'atlas', account: 'alice', role: 'user' });
+    // A look-alike with another signature is checked on its own (the cache key is the whole token).
+    const tampered = `${token.slice(0, token.lastIndexOf('.') + 1)}${'A'.repeat(86)}`;
+    await expect(verifier.verify(`Bearer ${tampered}`)).rejects.toMatchObject({ code: 'InvalidToken' });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(Date.now() + 60_000 + 31_000);
+      await expect(verifier.verify(auth)).rejects.toMatchObject({ code: 'TokenExpired' });
+    } finally {
+      vi.useRealTimers();
+    }
+    // A removed issuer no longer vouches for tokens it signed once the cache is dropped.
+    const fresh = `Bearer ${await mintToken(t.issuer, { vo: 'atlas', account: 'alice', lifetimeSeconds: 60, audience: 'sluice' })}`;
+    await verifier.verify(fresh);
+    await t.sql`delete from issuers where issuer = ${t.issuer.issuer}`;
+    try {
+      expect((await verifier.verify(fresh)).kind).toBe('account');
+      verifier.invalidate();
+      await expect(verifier.verify(fresh)).rejects.toMatchObject({ code: 'UntrustedIssuer' });
+    } finally {
+      await registerLocalIssuer(t.sql, t.issuer, 'sluice');
+    }
   });
 });
