@@ -14,7 +14,7 @@ import { withTransaction } from './db.ts';
 import { Conflict, Forbidden, InvalidInput, isSluiceError, NotFound, SluiceError } from './errors.ts';
 import { getDid, MAX_BULK, scopeOwners, type DidKey, type DidType } from './catalogue.ts';
 import { createRseIndex, evaluateRseExpression, parseRseExpression, type RseCandidate, type RseExpressionStep } from './rse-expression.ts';
-import { createLocks, emptyBatch, releaseLocks, retryStuckLocks, type LockCounts, type RuleRef } from './locks.ts';
+import { createLocks, createLocksPipelined, emptyBatch, releaseLocks, retryStuckLocks, type LockBatch, type LockCounts, type RuleRef } from './locks.ts';
 import { placeUnits, seededRandom, weightsFrom, InsufficientTargetRses, type PlacementCandidate, type PlacementUnit, type Random } from './placement.ts';
 import { accountQuota } from './quota.ts';
 import { assertAllowed, type ResolvedPolicy } from '../policies/registry.ts';
@@ -29,6 +29,8 @@ export const RULE_STATES: readonly RuleState[] = ['REPLICATING', 'OK', 'STUCK', 
 /** Ten years: beyond that a lifetime is a typo, and "no lifetime" says it better. */
 export const MAX_LIFETIME_SECONDS = 10 * 365 * 86400;
 export const MAX_DIDS_PER_REQUEST = 1000;
+/** Files per lock statement when a rule places many (see placeAndLock). */
+const FILES_PER_BATCH = 10_000;
 
 export interface Rule {
   id: string;
@@ -401,23 +403,30 @@ async function placeAndLock(tx: TransactionSql, rule: RuleRow, targets: Targets,
     quota: targets.quota,
   });
 
-  const b = emptyBatch();
-  const at: VoRse[] = [];
-  for (let i = 0; i < missing.length; i++) {
-    const f = missing[i];
-    for (const c of picks[unitOf[i]]) {
-      const rse = targets.rses[c];
-      b.scopes.push(f.scope);
-      b.names.push(f.name);
-      b.rseIds.push(rse.id);
-      b.bytes.push(f.bytes);
-      b.adler32.push(f.adler32);
-      at.push(rse);
+  // Batches of files, each sent as soon as its paths are known (createLocksPipelined): the
+  // database writes one while the next one's lfn2pfn runs. Policy packages: one lfn2pfn batch
+  // per RSE and batch (checked paths; a bad one throws, nothing written).
+  async function* batches(): AsyncGenerator<LockBatch> {
+    for (let start = 0; start < missing.length; start += FILES_PER_BATCH) {
+      const b = emptyBatch();
+      const at: VoRse[] = [];
+      for (let i = start; i < Math.min(missing.length, start + FILES_PER_BATCH); i++) {
+        const f = missing[i];
+        for (const c of picks[unitOf[i]]) {
+          const rse = targets.rses[c];
+          b.scopes.push(f.scope);
+          b.names.push(f.name);
+          b.rseIds.push(rse.id);
+          b.bytes.push(f.bytes);
+          b.adler32.push(f.adler32);
+          at.push(rse);
+        }
+      }
+      b.paths = await pathsFor(ctx.policy, b.scopes, b.names, at);
+      yield b;
     }
   }
-  // Policy packages: one lfn2pfn batch per RSE (checked paths; a bad one throws, nothing written).
-  b.paths = await pathsFor(ctx.policy, b.scopes, b.names, at);
-  return createLocks(tx, ruleRef(rule), b);
+  return createLocksPipelined(tx, ruleRef(rule), batches());
 }
 
 /** New files of a unit the rule already placed go where the unit's other files are (ALL, DATASET). */
