@@ -101,6 +101,8 @@ export interface JudgeContext {
   policy: ResolvedPolicy;
   random: Random;
   graceSeconds?: number;
+  /** Files per lock statement (default 10,000); tests use small ones to cover several. */
+  filesPerBatch?: number;
 }
 
 const RULE_COLUMNS = (sql: Sql | TransactionSql) => sql`
@@ -407,10 +409,11 @@ async function placeAndLock(tx: TransactionSql, rule: RuleRow, targets: Targets,
   // database writes one while the next one's lfn2pfn runs. Policy packages: one lfn2pfn batch
   // per RSE and batch (checked paths; a bad one throws, nothing written).
   async function* batches(): AsyncGenerator<LockBatch> {
-    for (let start = 0; start < missing.length; start += FILES_PER_BATCH) {
+    const perBatch = ctx.filesPerBatch ?? FILES_PER_BATCH;
+    for (let start = 0; start < missing.length; start += perBatch) {
       const b = emptyBatch();
       const at: VoRse[] = [];
-      for (let i = start; i < Math.min(missing.length, start + FILES_PER_BATCH); i++) {
+      for (let i = start; i < Math.min(missing.length, start + perBatch); i++) {
         const f = missing[i];
         for (const c of picks[unitOf[i]]) {
           const rse = targets.rses[c];
@@ -472,6 +475,8 @@ export interface CreateRuleOptions {
   /** Seed for placement (tests, reproducible runs); random when absent. */
   seed?: number;
   graceSeconds?: number;
+  /** Files per lock statement (default 10,000). */
+  filesPerBatch?: number;
 }
 
 /**
@@ -550,7 +555,7 @@ export async function createRules(sql: Sql, vo: string, account: string, input: 
                 ${activity}, ${input.priority ?? 3}, ${input.source_replica_expression ?? null},
                 ${input.purge_replicas ?? false}, ${input.locked ?? false}, ${input.comment ?? null})
         returning ${RULE_COLUMNS(tx)}`;
-      await reconcileRule(tx, row, { policy: options.policy, random, strict: true, graceSeconds: options.graceSeconds });
+      await reconcileRule(tx, row, { policy: options.policy, random, strict: true, graceSeconds: options.graceSeconds, filesPerBatch: options.filesPerBatch });
       rules.push(publicRule(await lockedRule(tx, vo, row.id)));
     }
     return rules;

@@ -16,6 +16,8 @@ afterAll(async () => {
   await db?.drop();
 });
 
+/** Files per lock statement in these tests: several batches, small enough for a loaded CI. */
+const BATCH = 250;
 let voSeq = 0;
 const fresh = () => seedVo(sql, `lk${++voSeq}`, [{ name: 'A' }, { name: 'B' }, { name: 'C' }]);
 
@@ -31,21 +33,21 @@ async function errorCode(p: Promise<unknown>): Promise<string | undefined> {
 describe('createLocks', () => {
   it('places a rule larger than one lock statement (several pipelined batches) exactly once', async () => {
     const { vo } = await fresh();
-    await dataset(sql, vo, 'data', 'big', 10_050);
-    const [r] = await createRules(sql, vo, 'admin', { dids: [{ scope: 'data', name: 'big' }], copies: 2, rse_expression: '*', grouping: 'NONE' }, { policy, seed: 3 });
-    expect(r.locks_replicating_cnt).toBe(20_100);
+    await dataset(sql, vo, 'data', 'big', 1_050);
+    const [r] = await createRules(sql, vo, 'admin', { dids: [{ scope: 'data', name: 'big' }], copies: 2, rse_expression: '*', grouping: 'NONE' }, { policy, seed: 3, filesPerBatch: BATCH });
+    expect(r.locks_replicating_cnt).toBe(2_100);
     const [c] = await sql<{ locks: number; replicas: number; requests: number; files: number }[]>`
       select (select count(*) from locks where vo = ${vo})::int as locks,
              (select count(*) from replicas where vo = ${vo} and state = 'COPYING' and lock_cnt = 1)::int as replicas,
              (select count(*) from requests where vo = ${vo} and state = 'QUEUED')::int as requests,
              (select sum(files) from account_usage where vo = ${vo})::int as files`;
-    expect(c).toEqual({ locks: 20_100, replicas: 20_100, requests: 20_100, files: 20_100 });
+    expect(c).toEqual({ locks: 2_100, replicas: 2_100, requests: 2_100, files: 2_100 });
     expect(await checkInvariants(sql)).toEqual([]);
   });
 
   it('falls back to the upsert form when a live request for a new replica already exists (in the last batch)', async () => {
     const { vo, ids } = await fresh();
-    const fs = await dataset(sql, vo, 'data', 'late', 10_010);
+    const fs = await dataset(sql, vo, 'data', 'late', 1_010);
     const last = fs[fs.length - 1];
     // A live request with no replica behind it: the fast form's plain insert of the request is a
     // unique violation, after the earlier batches were already written in the same savepoint.
@@ -54,9 +56,9 @@ describe('createLocks', () => {
         insert into requests (vo, scope, name, dest_rse_id, state, bytes, adler32, priority)
         values (${vo}, 'data', ${last.name}, ${ids.get(rse)!}, 'QUEUED', ${last.bytes!}, ${last.adler32!}, 1)`;
     }
-    const [r] = await createRules(sql, vo, 'admin', { dids: [{ scope: 'data', name: 'late' }], copies: 1, rse_expression: '*', grouping: 'NONE', priority: 4 }, { policy, seed: 1 });
-    expect(r.locks_replicating_cnt).toBe(10_010);
-    expect((await sql`select 1 from locks where rule_id = ${r.id}::uuid`).length).toBe(10_010);
+    const [r] = await createRules(sql, vo, 'admin', { dids: [{ scope: 'data', name: 'late' }], copies: 1, rse_expression: '*', grouping: 'NONE', priority: 4 }, { policy, seed: 1, filesPerBatch: BATCH });
+    expect(r.locks_replicating_cnt).toBe(1_010);
+    expect((await sql`select 1 from locks where rule_id = ${r.id}::uuid`).length).toBe(1_010);
     // The file's request is the existing one, shared and raised to the rule's priority.
     const reqs = await sql<{ priority: number; dest: number }[]>`
       select q.priority, q.dest_rse_id as dest from requests q
@@ -64,8 +66,8 @@ describe('createLocks', () => {
       where q.vo = ${vo} and q.name = ${last.name}`;
     expect(reqs).toHaveLength(1);
     expect(reqs[0].priority).toBe(4);
-    expect((await sql`select 1 from requests where vo = ${vo} and state = 'QUEUED'`).length).toBe(10_010 + 2);
-    expect((await sql`select 1 from replicas where vo = ${vo}`).length).toBe(10_010);
+    expect((await sql`select 1 from requests where vo = ${vo} and state = 'QUEUED'`).length).toBe(1_010 + 2);
+    expect((await sql`select 1 from replicas where vo = ${vo}`).length).toBe(1_010);
   });
 });
 
