@@ -18,12 +18,13 @@
  *   npx tsx bench/api-load.ts [--seconds 60] [--connections 50] [--rule-connections N] [--cpu-prof DIR] [--no-analyze]
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import postgres from 'postgres';
 import { loadOrCreateLocalIssuer, mintToken } from '../core/auth.ts';
+import { connect } from '../core/db.ts';
+import { embeddedAddress } from '../core/embedded.ts';
 import { isMain, percentile, printResults, type BenchResult } from './lib.ts';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -112,8 +113,7 @@ async function seed(url: string, rootToken: string, admin: string): Promise<{ ru
  * the figures depend on when that pass happens to land.
  */
 async function analyzeSeed(home: string): Promise<void> {
-  const { port, password } = JSON.parse(await readFile(join(home, 'postgres.json'), 'utf8')) as { port: number; password: string };
-  const sql = postgres({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres', max: 1, onnotice: () => {} });
+  const sql = connect({ url: (await embeddedAddress(home)).url, max: 1, applicationName: 'sluice-bench' });
   try {
     await sql`vacuum analyze`;
   } finally {

@@ -14,12 +14,12 @@
  */
 import { seededRandom } from '../core/random.ts';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { createAdler32 } from '../core/checksum.ts';
 import { connect, type Sql } from '../core/db.ts';
-import { startEmbedded, type EmbeddedDatabase } from '../core/embedded.ts';
+import { embeddedAddress, startEmbedded, type EmbeddedDatabase } from '../core/embedded.ts';
 import { migrate } from '../core/migrate.ts';
 import type { FaultRule } from '../fixtures/storage-server.ts';
 import { spawnDaemon, type DaemonProcess } from '../test/e2e/processes.ts';
@@ -129,7 +129,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   // Production durability: the database is SIGKILLed here, and with synchronous_commit off it
   // would forget commits it had already acknowledged, which no system on top can survive.
   let db: EmbeddedDatabase = await startEmbedded({ home: pgHome });
-  const { port } = JSON.parse(await readFile(join(pgHome, 'postgres.json'), 'utf8')) as { port: number };
+  const { port } = await embeddedAddress(pgHome);
   const url = db.url;
   const sql: Sql = connect({ url, max: 4, applicationName: 'sluice-chaos' });
   await migrate(sql);

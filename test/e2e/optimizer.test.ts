@@ -59,15 +59,16 @@ it('follows the link: climbs while concurrency helps, falls when its capacity is
   const ac = new AbortController();
   const loops = [conveyor.run(ac.signal), optimizer.run(ac.signal)];
   const limit = async () => (await db.sql<{ limit_active: number }[]>`select limit_active from links`)[0].limit_active;
+  /** The last two decisions kept the limit where it was. */
+  const kept = async () => {
+    const last = await db.sql<{ moved: boolean }[]>`select limit_active <> previous_limit as moved from link_decisions order by id desc limit 2`;
+    return last.length === 2 && last.every((d) => !d.moved);
+  };
   /** Until the limit satisfies `ok` (and, if `settled`, the last two decisions kept it). */
   const waitFor = async (what: string, ok: (l: number) => boolean, ms: number, opts: { settled?: boolean } = {}) => {
     const deadline = Date.now() + ms;
     for (;;) {
       const l = await limit();
-      const kept = async () => {
-        const last = await db.sql<{ moved: boolean }[]>`select limit_active <> previous_limit as moved from link_decisions order by id desc limit 2`;
-        return last.length === 2 && last.every((d) => !d.moved);
-      };
       if (ok(l) && (!opts.settled || (await kept()))) return l;
       if (Date.now() > deadline) {
         const ds = await db.sql`select previous_limit, limit_active, reason, inputs from link_decisions order by id`;
